@@ -1,0 +1,121 @@
+"""The live driver: a Faust app whose agents are thin shells around ``streams.steps``.
+
+Delivery guarantee: at-least-once plus deterministic output ids and dedup by event id
+in every reader (Faust's ``exactly_once`` has open bugs: faust-streaming/faust#517,
+#440, #323). Faust flushes the producer before it commits offsets, so an output is
+on the log before its input's offset is committed; a redelivered input re-emits
+byte-identical outputs (see ``processors.conversation.handle``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+
+from events.codec import AvroCodec
+from processors.conversation import ConversationState
+from processors.ports import IntentSentimentModel
+from streams import metrics
+from streams.settings import Settings
+from streams.steps import Output, Record, Steps
+from streams.topics import Topics
+
+TABLE_NAME = "conversations"
+
+
+def changelog_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-{TABLE_NAME}-changelog"
+
+
+def create_app(
+    settings: Settings, model: IntentSentimentModel, codec: AvroCodec | None = None
+) -> faust.App:
+    """Build the Faust app (no connection is made until the worker starts)."""
+    topics = Topics(settings.topic_prefix)
+    steps = Steps(codec or AvroCodec(), topics, model)
+    steps.on_rejected = lambda e: metrics.DEAD_LETTERS.labels(e.stage, e.error_type).inc()
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        broker_commit_interval=settings.commit_interval_s,
+        processing_guarantee="at_least_once",
+        producer_linger=settings.producer_linger_ms / 1000,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        table_standby_replicas=0,
+        topic_disable_leader=True,
+    )
+
+    def topic(name: str) -> Any:
+        return app.topic(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
+
+    inbound, enriched = topic(topics.inbound), topic(topics.enriched)
+    table = app.Table(
+        TABLE_NAME,
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_serializer="json",
+    )
+    positions: dict[tuple[str, int], int] = {}
+
+    async def publish(outputs: list[Output]) -> None:
+        for out in outputs:
+            await app.producer.send(
+                out.topic, out.key, out.value, partition=None, timestamp=None, headers=None
+            )
+            metrics.EVENTS_OUT.labels(out.topic).inc()
+
+    def record_of(event: Any, name: str) -> Record:
+        msg = event.message
+        positions[(name, msg.partition)] = msg.offset
+        metrics.EVENTS_IN.labels(name, "live").inc()
+        return Record(
+            name, msg.partition, msg.offset, event.key, event.value, int(msg.timestamp * 1000)
+        )
+
+    @app.agent(inbound, name="enrich")  # type: ignore[untyped-decorator]
+    async def enrich_agent(stream: Any) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            outputs = steps.enrich_record(record_of(event, topics.inbound))
+            await publish(outputs)
+            metrics.PROCESSING.labels("enrich").observe(time.perf_counter() - started)
+
+    @app.agent(enriched, name="decide")  # type: ignore[untyped-decorator]
+    async def decide_agent(stream: Any) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            record = record_of(event, topics.enriched)
+            key = record.key or b""
+            state = ConversationState.from_dict(table.get(key))
+            new_state, outputs = steps.decide_record(state, record)
+            await publish(outputs)
+            if new_state is not state:
+                table[key] = new_state.to_dict()
+            for out in outputs:
+                if type(out.event).__name__ == "DecisionMade":
+                    decision: Any = out.event
+                    metrics.DECISIONS.labels(decision.action, decision.reason).inc()
+            now = time.time()
+            metrics.END_TO_END.observe(max(0.0, now - record.timestamp_ms / 1000))
+            metrics.PROCESSING.labels("decide").observe(time.perf_counter() - started)
+
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
+    async def report_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            done = positions.get((tp.topic, tp.partition))
+            if highwater is not None and done is not None:
+                lag = max(0, highwater - done - 1)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+    return app

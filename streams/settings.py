@@ -1,0 +1,41 @@
+"""Typed settings for every deployable (environment prefix ``CASESTREAM_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All knobs in one place; read from the environment, never at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="CASESTREAM_", env_file=None, extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers.")
+    topic_prefix: str = Field("casestream", description="Prefix of every topic name.")
+    partitions: int = Field(4, ge=1, description="Partitions of every conversation topic.")
+    app_id: str = Field("casestream-agent", description="Faust app id (consumer group).")
+    schema_registry_url: str | None = Field(
+        None, description="Confluent-compatible registry URL; unset = in-process registry."
+    )
+    model: str = Field("baseline", description="Model adapter: baseline (more in issue 3).")
+    commit_interval_s: float = Field(0.5, gt=0, description="Consumer offset commit interval.")
+    producer_linger_ms: int = Field(1, ge=0, description="Producer linger for output batching.")
+    worker_metrics_port: int = Field(9464, description="Prometheus port of the worker; 0 = off.")
+    http_host: str = Field("127.0.0.1", description="Bind address of the web-chat connector.")
+    http_port: int = Field(8080, description="Port of the web-chat connector.")
+    api_keys: dict[str, str] = Field(
+        default_factory=lambda: {"demo-key": "demo"},
+        description='API key -> tenant id, as JSON: {"key": "tenant"}.',
+    )
+    max_message_chars: int = Field(
+        10_000, ge=1, description="Longer messages are truncated to this and flagged."
+    )
+    data_dir: Path = Field(Path(".data"), description="Local state (archives, stores).")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides winning."""
+    return Settings(**overrides)  # type: ignore[arg-type]
