@@ -9,6 +9,7 @@ byte-identical outputs (see ``processors.conversation.handle``).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -62,7 +63,7 @@ def create_app(
         default=None,
         partitions=settings.partitions,
         key_type=bytes,
-        value_serializer="json",
+        value_type=bytes,
     )
     positions: dict[tuple[str, int], int] = {}
 
@@ -95,11 +96,12 @@ def create_app(
             started = time.perf_counter()
             record = record_of(event, topics.enriched)
             key = record.key or b""
-            state = ConversationState.from_dict(table.get(key))
+            stored = table.get(key)
+            state = ConversationState.from_dict(json.loads(stored) if stored else None)
             new_state, outputs = steps.decide_record(state, record)
             await publish(outputs)
             if new_state is not state:
-                table[key] = new_state.to_dict()
+                table[key] = json.dumps(new_state.to_dict(), separators=(",", ":")).encode()
             for out in outputs:
                 if type(out.event).__name__ == "DecisionMade":
                     decision: Any = out.event

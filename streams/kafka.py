@@ -58,7 +58,9 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     )
     existing = set(admin.list_topics(timeout=timeout).topics)
     todo = [t for t in wanted if t.topic not in existing]
-    created = []
+    created: list[str] = []
+    if not todo:
+        return created
     for name, future in admin.create_topics(todo, operation_timeout=timeout).items():
         try:
             future.result(timeout)
