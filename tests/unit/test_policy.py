@@ -37,8 +37,11 @@ def test_confident_intent_is_answered() -> None:
 def test_category_thresholds_apply() -> None:
     # 0.8 clears BILLING (0.6) and TECHNICAL (0.7) but not ACCOUNT (0.9) or PRODUCT (0.85)
     for label, expect in [
-        ("BILLING/Invoice", "reply"), ("TECHNICAL/API", "reply"),
-        ("ACCOUNT/MFA", "clarify"), ("PRODUCT/Features", "clarify"), ("DATA/Export", "reply"),
+        ("BILLING/Invoice", "reply"),
+        ("TECHNICAL/API", "reply"),
+        ("ACCOUNT/MFA", "clarify"),
+        ("PRODUCT/Features", "clarify"),
+        ("DATA/Export", "reply"),
     ]:
         d = decide(ConversationState(), enriched("x", [(label, 0.8)]))[0]
         assert isinstance(d, DecisionMade)
@@ -57,7 +60,9 @@ def test_top_two_within_margin_asks_with_options() -> None:
 
 
 def test_margin_of_exactly_015_is_not_ambiguous() -> None:
-    d = decide(ConversationState(), enriched("x", [("BILLING/Invoice", 0.75), ("DATA/Export", 0.6)]))
+    d = decide(
+        ConversationState(), enriched("x", [("BILLING/Invoice", 0.75), ("DATA/Export", 0.6)])
+    )
     assert isinstance(d[0], DecisionMade) and d[0].action == "reply"
 
 
@@ -65,8 +70,13 @@ def test_explicit_human_request_escalates_with_context() -> None:
     state, _ = run([enriched("my invoice is wrong", [("BILLING/Invoice", 0.9)])])
     out = decide(
         state,
-        enriched("I want to speak to a manager", [("human_request", 0.9)],
-                 sentiment=("negative", -0.6, 0.4), flags=("human_request",), index=1),
+        enriched(
+            "I want to speak to a manager",
+            [("human_request", 0.9)],
+            sentiment=("negative", -0.6, 0.4),
+            flags=("human_request",),
+            index=1,
+        ),
     )
     assert kinds(out) == ["DecisionMade", "CaseEscalated", "ReplyRequested"]
     case = out[1]

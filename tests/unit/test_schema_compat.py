@@ -56,9 +56,15 @@ def test_checker_accepts_a_new_field_with_default_and_avro_agrees() -> None:
         old,
         {
             "envelope": {
-                "event_id": "e", "event_type": "FeedbackReceived", "schema_version": 1,
-                "occurred_at": 0, "tenant_id": "t", "conversation_id": "c",
-                "correlation_id": "e", "causation_id": None, "producer": "p",
+                "event_id": "e",
+                "event_type": "FeedbackReceived",
+                "schema_version": 1,
+                "occurred_at": 0,
+                "tenant_id": "t",
+                "conversation_id": "c",
+                "correlation_id": "e",
+                "causation_id": None,
+                "producer": "p",
                 "producer_version": "1",
             },
             "rating": 4,
@@ -74,10 +80,14 @@ def test_checker_accepts_a_new_field_with_default_and_avro_agrees() -> None:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda s: s["fields"].__setitem__(1, {**s["fields"][1], "type": "string"}),
-         "int cannot be read as string"),
-        (lambda s: s["fields"].pop(1) and s["fields"].append({"name": "stars", "type": "int"}),
-         "new field without a default"),
+        (
+            lambda s: s["fields"].__setitem__(1, {**s["fields"][1], "type": "string"}),
+            "int cannot be read as string",
+        ),
+        (
+            lambda s: s["fields"].pop(1) and s["fields"].append({"name": "stars", "type": "int"}),
+            "new field without a default",
+        ),
         (lambda s: s.__setitem__("name", "Rating"), "record renamed"),
     ],
 )

@@ -18,13 +18,17 @@ def make_steps() -> Steps:
 
 def test_garbage_becomes_a_dead_letter_with_the_reason_and_bytes() -> None:
     steps = make_steps()
-    record = Record("t.conversations.inbound", 2, 17, b"acme/c9", b"\xde\xad\xbe\xef!", 1_700_000_000_000)
+    record = Record(
+        "t.conversations.inbound", 2, 17, b"acme/c9", b"\xde\xad\xbe\xef!", 1_700_000_000_000
+    )
     [out] = steps.enrich_record(record)
     assert out.topic == "t.deadletter"
     event = steps.codec.decode(out.value)
     assert isinstance(event, EventRejected)
     assert (event.source_topic, event.source_partition, event.source_offset) == (
-        "t.conversations.inbound", 2, 17,
+        "t.conversations.inbound",
+        2,
+        17,
     )
     assert event.original_value == b"\xde\xad\xbe\xef!"
     assert event.original_key == b"acme/c9"

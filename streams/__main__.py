@@ -1,0 +1,5 @@
+"""``python -m streams`` is the ``casestream`` command."""
+
+from streams.cli import app
+
+app()
