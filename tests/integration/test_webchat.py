@@ -28,7 +28,6 @@ from events.codec import AvroCodec
 from events.conversation import ConversationStarted, MessageReceived
 from events.decisions import ReplyRequested
 from events.delivery import ReplyDelivered
-from streams import services
 from streams.kafka import EventPublisher, create_topics, read_topic
 from streams.settings import Settings, load_settings
 from streams.topics import Topics
@@ -38,14 +37,17 @@ pytestmark = pytest.mark.integration
 TIMEOUT = 30.0
 KEY_A, TENANT_A = "key-a", "tenant-a"
 KEY_B, TENANT_B = "key-b", "tenant-b"
+# Pass copies to ``websocket_connect``: the test client adds handshake headers in place.
 A = {"X-API-Key": KEY_A}
 B = {"X-API-Key": KEY_B}
 E = TypeVar("E", bound=Event)
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
-    bootstrap = services.kafka_up()
+def settings(kafka_bootstrap: str) -> Settings:
+    """Own topics and group per module run, on the broker of ``tests/conftest.py``
+    (``streams.services.kafka_up``)."""
+    bootstrap = kafka_bootstrap
     prefix = f"t{uuid.uuid4().hex[:8]}"
     s = load_settings(
         kafka_bootstrap=bootstrap,
@@ -319,7 +321,7 @@ def test_reply_is_pushed_to_the_socket_and_reported_delivered(
     client: TestClient, settings: Settings, publisher: EventPublisher
 ) -> None:
     cid = start(client)
-    with client.websocket_connect(f"/v1/conversations/{cid}/stream", headers=A) as ws:
+    with client.websocket_connect(f"/v1/conversations/{cid}/stream", headers=dict(A)) as ws:
         frames = Frames(ws)
         reply = reply_for(TENANT_A, cid, "Your refund is on its way.")
         send(publisher, reply)
@@ -372,7 +374,7 @@ def test_reply_without_socket_is_queued_then_flushed_on_connect(
         settings, deliveries, ReplyDelivered, lambda e: e.reply_id == reply.reply_id
     )
     assert queued.status == "queued"
-    with client.websocket_connect(f"/v1/conversations/{cid}/stream", headers=A) as ws:
+    with client.websocket_connect(f"/v1/conversations/{cid}/stream", headers=dict(A)) as ws:
         assert Frames(ws).next() == frame_of(reply)
     reports = find_events(
         settings, deliveries, ReplyDelivered, lambda e: e.reply_id == reply.reply_id, count=2
@@ -390,7 +392,7 @@ def test_websocket_rejects_bad_key_and_unknown_conversation(client: TestClient) 
         (f"/v1/conversations/{cid}/stream", B, 4404),  # another tenant's conversation
     ]
     for url, headers, code in cases:
-        with client.websocket_connect(url, headers=headers) as ws:
+        with client.websocket_connect(url, headers=dict(headers)) as ws:
             with pytest.raises(WebSocketDisconnect) as info:
                 Frames(ws).next()
             assert info.value.code == code, url
