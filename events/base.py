@@ -143,17 +143,58 @@ def caused_envelope(
 
 _Converter = Callable[[Any], Any]
 _FROM_CACHE: dict[type, Callable[[Mapping[str, Any]], Any]] = {}
+_TO_CACHE: dict[type, Callable[[Any], dict[str, Any]]] = {}
 
 
 def to_record(obj: Any) -> Any:
     """Plain-dict form of an event (or nested value) for fastavro."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_record(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return record_writer(type(obj))(obj)
     if isinstance(obj, tuple | list):
         return [to_record(v) for v in obj]
-    if isinstance(obj, datetime) and obj.tzinfo is None:
-        return obj.replace(tzinfo=UTC)
     return obj
+
+
+def _to_converter(hint: Any) -> _Converter | None:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        maybe = _to_converter(inner[0]) if len(inner) == 1 else None
+        if maybe is None:
+            return None
+        some: _Converter = maybe
+        return lambda v: None if v is None else some(v)
+    if origin is tuple:
+        item = _to_converter(typing.get_args(hint)[0])
+        if item is None:
+            return list
+        each: _Converter = item
+        return lambda v: [each(x) for x in v]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return record_writer(hint)
+    if hint is datetime:
+        return lambda v: v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+    return None
+
+
+def record_writer(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """A function that turns a ``cls`` instance into a fastavro dict (cached per class)."""
+    cached = _TO_CACHE.get(cls)
+    if cached is not None:
+        return cached
+    hints = typing.get_type_hints(cls)
+    plan = [(f.name, _to_converter(hints[f.name])) for f in dataclasses.fields(cls)]
+    plain = tuple(name for name, conv in plan if conv is None)
+    converted = tuple((name, conv) for name, conv in plan if conv is not None)
+
+    def write(obj: Any) -> dict[str, Any]:
+        out = {name: getattr(obj, name) for name in plain}
+        for name, conv in converted:
+            out[name] = conv(getattr(obj, name))
+        return out
+
+    _TO_CACHE[cls] = write
+    return write
 
 
 def _converter_for(hint: Any) -> _Converter | None:

@@ -16,9 +16,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MESSAGES = 5_000
 CONVERSATIONS = 500
 TEXTS = [
-    "I forgot my password", "How do I export data?", "my invoice is wrong",
-    "I'm getting a 401 error from the API", "This is unacceptable!", "thanks, that helped",
-    "I want to speak to a manager", "can you help me with the thing", "refund please",
+    "I forgot my password",
+    "How do I export data?",
+    "my invoice is wrong",
+    "I'm getting a 401 error from the API",
+    "This is unacceptable!",
+    "thanks, that helped",
+    "I want to speak to a manager",
+    "can you help me with the thing",
+    "refund please",
     "the report dashboard is slow",
 ]
 
@@ -39,8 +45,12 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing_after_dedup(
     decisions = TopicWatcher(settings, f"{settings.topic_prefix}.conversations.decisions")
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     try:
-        wait_for(lambda: len(decisions.of_type("DecisionMade")) >= MESSAGES // 3, 120,
-                 f"a third of the decisions\n{worker.log_tail()}", every=0.02)
+        wait_for(
+            lambda: len(decisions.of_type("DecisionMade")) >= MESSAGES // 3,
+            120,
+            f"a third of the decisions\n{worker.log_tail()}",
+            every=0.02,
+        )
         worker.kill9()
         killed_at = len(decisions.of_type("DecisionMade"))
         worker = WorkerProcess(settings, tmp_path / "worker2.log").start()
@@ -48,8 +58,11 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing_after_dedup(
         def distinct_messages() -> int:
             return len({d.message_id for d in decisions.of_type("DecisionMade")})
 
-        wait_for(lambda: distinct_messages() >= MESSAGES, 240,
-                 f"all decisions after restart\n{worker.log_tail()}")
+        wait_for(
+            lambda: distinct_messages() >= MESSAGES,
+            240,
+            f"all decisions after restart\n{worker.log_tail()}",
+        )
         worker.stop()
         records = decisions.of_type("DecisionMade")
     finally:
@@ -66,8 +79,10 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing_after_dedup(
     lost = MESSAGES - len(ids_per_message)
     duplicated = sum(1 for ids in ids_per_message.values() if len(ids) > 1)
     raw_duplicates = len(records) - len(bytes_per_id)
-    print(f"\nexactly-once: messages={MESSAGES} killed_after={killed_at} lost={lost} "
-          f"duplicates={duplicated} raw_duplicate_records={raw_duplicates}")
+    print(
+        f"\nexactly-once: messages={MESSAGES} killed_after={killed_at} lost={lost} "
+        f"duplicates={duplicated} raw_duplicate_records={raw_duplicates}"
+    )
     assert lost == 0
     assert duplicated == 0
     assert all(len(v) == 1 for v in bytes_per_id.values()), "a redelivery changed the bytes"
