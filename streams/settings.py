@@ -22,7 +22,11 @@ class Settings(BaseSettings):
     )
     model: str = Field("baseline", description="Model adapter: baseline (more in issue 3).")
     commit_interval_s: float = Field(0.5, gt=0, description="Consumer offset commit interval.")
-    producer_linger_ms: int = Field(1, ge=0, description="Producer linger for output batching.")
+    producer_linger_ms: int = Field(10, ge=0, description="Producer linger for output batching.")
+    batch_max: int = Field(256, ge=1, description="Most records an agent takes at once.")
+    batch_within_s: float = Field(
+        0.005, gt=0, description="Longest an agent waits to fill a batch (latency cost)."
+    )
     worker_metrics_port: int = Field(9464, description="Prometheus port of the worker; 0 = off.")
     http_host: str = Field("127.0.0.1", description="Bind address of the web-chat connector.")
     http_port: int = Field(8080, description="Port of the web-chat connector.")

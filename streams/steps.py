@@ -20,7 +20,7 @@ from events.delivery import EventRejected
 from events.enrichment import MessageEnriched
 from processors.conversation import ConversationState, handle
 from processors.enrich import enrich
-from processors.ports import IntentSentimentModel
+from processors.ports import IntentSentimentModel, Prediction
 from streams.topics import PASS_THROUGH, Topics
 
 PRODUCER_VERSION = "0.1.0"
@@ -101,20 +101,40 @@ class Steps:
 
     def enrich_record(self, record: Record) -> list[Output]:
         """Inbound record -> MessageEnriched (or the lifecycle event passed through)."""
-        event = self.decode(record)
-        if isinstance(event, Output):
-            return [event]
-        try:
-            if isinstance(event, MessageReceived):
-                prediction = self.model.predict([event.text])[0]
-                return [self.output(enrich(event, prediction, self.model.info))]
-            if isinstance(event, PASS_THROUGH):
-                return [
-                    Output(self.topics.enriched, event.key.encode(), record.value or b"", event)
-                ]
-            return []
-        except Exception as exc:
-            return [self.rejected(record, "enrich", exc)]
+        return self.enrich_records([record])
+
+    def enrich_records(self, records: list[Record]) -> list[Output]:
+        """A batch of inbound records, scored by the model in one call, outputs in order.
+
+        If the batch call fails, each message is retried alone so that one bad message
+        dead-letters only itself.
+        """
+        decoded = [self.decode(r) for r in records]
+        messages = [e for e in decoded if isinstance(e, MessageReceived)]
+        predictions: dict[int, Prediction] = {}
+        if len(messages) > 1:
+            try:
+                batch = self.model.predict([m.text for m in messages])
+                predictions = {id(m): p for m, p in zip(messages, batch, strict=True)}
+            except Exception:
+                predictions = {}
+        outputs: list[Output] = []
+        for record, event in zip(records, decoded, strict=True):
+            if isinstance(event, Output):
+                outputs.append(event)
+                continue
+            try:
+                if isinstance(event, MessageReceived):
+                    prediction = predictions.get(id(event))
+                    if prediction is None:
+                        prediction = self.model.predict([event.text])[0]
+                    outputs.append(self.output(enrich(event, prediction, self.model.info)))
+                elif isinstance(event, PASS_THROUGH):
+                    key = event.key.encode()
+                    outputs.append(Output(self.topics.enriched, key, record.value or b"", event))
+            except Exception as exc:
+                outputs.append(self.rejected(record, "enrich", exc))
+        return outputs
 
     def decide_record(
         self, state: ConversationState, record: Record
