@@ -9,7 +9,6 @@ decides, then folds the input and the outputs into the new state.
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,9 +32,8 @@ FRUSTRATION_ESCALATE = 0.7
 NEGATIVE_STREAK_ESCALATE = 3
 MAX_UNCLEAR_TURNS = 2
 HISTORY = 10
-SEEN = 64
-#: Pre-message states kept so a redelivered message re-emits byte-identical outputs.
-SNAPSHOTS = 8
+#: Message ids remembered to drop a message delivered twice (retries, redelivery).
+SEEN = 32
 _CASE_NS = uuid.UUID("0b7d2c58-1f0e-4c3a-9e7a-636173657300")
 
 
@@ -58,8 +56,6 @@ class ConversationState:
     case_id: str | None = None
     seen_messages: tuple[str, ...] = ()
     last_event_id: str | None = None
-    #: (message_id, JSON of the state before that message), newest last.
-    snapshots: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -70,23 +66,7 @@ class ConversationState:
             return cls()
         known = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
-        if "snapshots" in kwargs:
-            kwargs["snapshots"] = tuple((str(m), str(j)) for m, j in kwargs["snapshots"])
         return cls(**kwargs)  # type: ignore[arg-type]
-
-    def snapshot(self) -> str:
-        """This state, without its dedup bookkeeping, as canonical JSON."""
-        data = self.to_dict()
-        data["seen_messages"] = []
-        data["snapshots"] = []
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-    def state_before(self, message_id: str) -> ConversationState | None:
-        """The state the policy saw when ``message_id`` arrived, if still kept."""
-        for mid, blob in reversed(self.snapshots):
-            if mid == message_id:
-                return ConversationState.from_dict(json.loads(blob))
-        return None
 
 
 def next_frustration(previous: float, message: float) -> float:
@@ -257,7 +237,6 @@ def evolve(state: ConversationState, event: Event) -> ConversationState:
                 else base.intent_history
             ),
             seen_messages=(*base.seen_messages, event.message_id)[-SEEN:],
-            snapshots=(*base.snapshots, (event.message_id, base.snapshot()))[-SNAPSHOTS:],
             last_event_id=env.event_id,
         )
     if isinstance(event, DecisionMade):
@@ -288,13 +267,9 @@ def fold(state: ConversationState, events: Iterable[Event]) -> ConversationState
 def handle(state: ConversationState, event: Event) -> tuple[ConversationState, list[Event]]:
     """Decide on ``event`` and return the new state (input and outputs folded in).
 
-    A redelivered message (already in the state) is decided again from the state kept
-    for it, so it yields the same outputs byte for byte and leaves the state alone:
-    whichever of outputs and state reached the log before a crash, nothing is lost and
-    readers drop the repeats by event id.
+    A message already in the state (delivered twice) yields nothing and changes
+    nothing. The live driver writes a state only after the outputs it came with are
+    acknowledged by Kafka, so a message in the state always has its outputs on the log.
     """
-    if isinstance(event, MessageEnriched) and event.message_id in state.seen_messages:
-        before = state.state_before(event.message_id)
-        return state, (decide(before, event) if before is not None else [])
     outputs = decide(state, event)
     return fold(state, [event, *outputs]), outputs

@@ -9,6 +9,7 @@ byte-identical outputs (see ``processors.conversation.handle``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -76,12 +77,17 @@ def create_app(
     enrich_time = metrics.PROCESSING.labels("enrich")
     decide_time = metrics.PROCESSING.labels("decide")
 
-    async def publish(outputs: list[Output]) -> None:
+    async def publish(outputs: list[Output]) -> list[Any]:
+        """Hand ``outputs`` to the producer; returns futures that resolve on the ack."""
+        acks = []
         for out in outputs:
-            await app.producer.send(
-                out.topic, out.key, out.value, partition=None, timestamp=None, headers=None
+            acks.append(
+                await app.producer.send(
+                    out.topic, out.key, out.value, partition=None, timestamp=None, headers=None
+                )
             )
             out_counters[out.topic].inc()
+        return acks
 
     def record_of(event: Any, name: str) -> Record:
         msg = event.message
@@ -104,24 +110,39 @@ def create_app(
     async def decide_agent(stream: Any) -> None:
         batches = stream.take_events(settings.batch_max, within=settings.batch_within_s)
         async for events in batches:
-            for event in events:
-                await decide_one(event)
+            await decide_batch(events)
 
-    async def decide_one(event: Any) -> None:
+    async def decide_batch(events: list[Any]) -> None:
+        """Decide a batch; write states only once every output is acknowledged.
+
+        So a state that says "message seen" implies its outputs are on the log, and a
+        redelivered message can safely yield nothing.
+        """
         started = time.perf_counter()
-        record = record_of(event, topics.enriched)
-        key = record.key or b""
-        stored = table.get(key)
-        state = ConversationState.from_dict(json.loads(stored) if stored else None)
-        new_state, outputs = steps.decide_record(state, record)
-        await publish(outputs)
-        if new_state is not state:
-            table[key] = json.dumps(new_state.to_dict(), separators=(",", ":")).encode()
-        for out in outputs:
-            if isinstance(out.event, DecisionMade):
-                metrics.DECISIONS.labels(out.event.action, out.event.reason).inc()
-        metrics.END_TO_END.observe(max(0.0, time.time() - record.timestamp_ms / 1000))
-        decide_time.observe(time.perf_counter() - started)
+        states: dict[bytes, ConversationState] = {}
+        changed: set[bytes] = set()
+        acks: list[Any] = []
+        for event in events:
+            record = record_of(event, topics.enriched)
+            key = record.key or b""
+            state = states.get(key)
+            if state is None:
+                stored = table.get(key)
+                state = ConversationState.from_dict(json.loads(stored) if stored else None)
+            new_state, outputs = steps.decide_record(state, record)
+            states[key] = new_state
+            if new_state is not state:
+                changed.add(key)
+            acks.extend(await publish(outputs))
+            for out in outputs:
+                if isinstance(out.event, DecisionMade):
+                    metrics.DECISIONS.labels(out.event.action, out.event.reason).inc()
+            metrics.END_TO_END.observe(max(0.0, time.time() - record.timestamp_ms / 1000))
+        if acks:
+            await asyncio.gather(*acks)
+        for key in changed:
+            table[key] = json.dumps(states[key].to_dict(), separators=(",", ":")).encode()
+        decide_time.observe((time.perf_counter() - started) / len(events))
 
     @app.task  # type: ignore[untyped-decorator]
     async def quiet_client_logs() -> None:
