@@ -106,8 +106,16 @@ class WorkerProcess:
 class TopicWatcher:
     """Reads a topic from the start in a thread, keeping every decoded record."""
 
-    def __init__(self, settings: Settings, topic: str, codec: AvroCodec | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        codec: AvroCodec | None = None,
+        *,
+        decode: bool = True,
+    ) -> None:
         self.codec = codec or AvroCodec()
+        self.decode = decode
         self.events: list[Event] = []
         self.raw: list[tuple[bytes | None, bytes | None, int]] = []
         self.undecodable = 0
@@ -135,10 +143,16 @@ class TopicWatcher:
                     continue
                 with self._lock:
                     self.raw.append((msg.key(), msg.value(), msg.timestamp()[1]))
+                    if not self.decode:
+                        continue
                     try:
                         self.events.append(self.codec.decode(msg.value()))
                     except DecodeError:
                         self.undecodable += 1
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.raw)
 
     def snapshot(self) -> list[Event]:
         with self._lock:
