@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from datetime import datetime
@@ -58,6 +59,10 @@ def worker(
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
         typer.echo(f"metrics on http://127.0.0.1:{settings.worker_metrics_port}/metrics", err=True)
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     faust_app = create_app(settings, build_model(settings), build_codec(settings))
     Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
 

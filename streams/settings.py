@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(
         0.005, gt=0, description="Longest an agent waits to fill a batch (latency cost)."
     )
+    event_loop: str = Field("uvloop", description="Worker event loop: uvloop or asyncio.")
     worker_metrics_port: int = Field(9464, description="Prometheus port of the worker; 0 = off.")
     http_host: str = Field("127.0.0.1", description="Bind address of the web-chat connector.")
     http_port: int = Field(8080, description="Port of the web-chat connector.")
