@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +19,14 @@ from streams.bootstrap import build_steps
 from streams.kafka import EventPublisher, create_topics, read_topic
 from streams.settings import Settings
 from streams.steps import Output
-from tests.support import TopicWatcher, WorkerProcess, unique_settings, wait_for
+from tests.support import (
+    REPO,
+    TopicWatcher,
+    WorkerProcess,
+    settings_env,
+    unique_settings,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 TOTAL_MESSAGES = sum(len(v) for v in SCENARIOS.values())
@@ -118,3 +128,31 @@ def test_archive_and_replay_from_file_match_replay_from_kafka(
     a = [(o.topic, o.value) for o in LogDriver(steps).run(from_kafka)]
     b = [(o.topic, o.value) for o in LogDriver(build_steps(settings)).run(read_archive(path))]
     assert a == b and len(a) > TOTAL_MESSAGES
+
+
+def test_cli_archive_then_replay_from_file_and_from_kafka(
+    settings: Settings, tmp_path: Path
+) -> None:
+    publish_scenarios(settings)
+    env = settings_env(settings)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "streams", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    out = cli("archive", "--topic", "conversations.inbound", "--out", str(tmp_path))
+    assert f"{TOTAL_MESSAGES} records" in out
+    archive = tmp_path / f"{settings.topic_prefix}.conversations.inbound.avro"
+    from_file = json.loads(cli("replay", "--from-file", str(archive), "--quiet").splitlines()[-1])
+    from_kafka = json.loads(cli("replay", "--from-kafka", "--quiet").splitlines()[-1])
+    assert from_file == from_kafka
+    assert from_file["DecisionMade"] == TOTAL_MESSAGES
+    assert from_file["MessageEnriched"] == TOTAL_MESSAGES
