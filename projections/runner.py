@@ -39,7 +39,6 @@ SKIPPED = Counter(
 RETRIES = Counter(
     "casestream_projection_retries_total", "Failed apply attempts (store down).", ["projection"]
 )
-LAG = Gauge("casestream_projection_lag", "Records behind the end of the topics.", ["projection"])
 
 Position = dict[tuple[str, int], int]
 
