@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(
         10_000, ge=1, description="Longer messages are truncated to this and flagged."
     )
+    redis_url: str = Field(
+        "redis://127.0.0.1:16379/0", description="Redis for the session-state projection."
+    )
+    session_ttl_s: int = Field(7 * 24 * 3600, description="TTL of closed conversations' state.")
+    analytics_path: Path = Field(
+        Path(".data/analytics"), description="chdb data path of the analytics projection."
+    )
     data_dir: Path = Field(Path(".data"), description="Local state (archives, stores).")
 
 
