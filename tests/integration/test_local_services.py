@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,18 +23,14 @@ TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
-def local_kafka() -> Iterator[str]:
-    """Bootstrap servers of the local broker, started (or reused) once per module and left
-    running (the next ``kafka_up`` reuses it; ``make down`` stops it). Named apart from
-    conftest's session fixture ``kafka_bootstrap`` so as not to shadow it."""
-    yield services.kafka_up()
+def local_kafka(kafka_bootstrap: str) -> str:
+    """The session's broker (tests/conftest.py starts it and stops it at the end)."""
+    return kafka_bootstrap
 
 
 @pytest.fixture(scope="module")
-def local_redis() -> Iterator[str]:
-    if not services.redis_available():
-        pytest.skip("redis-server not installed: run `make redis-install`")
-    yield services.redis_up()
+def local_redis(redis_url: str) -> str:
+    return redis_url
 
 
 def _create_topic(bootstrap: str, partitions: int = 1) -> str:
