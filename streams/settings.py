@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(10, ge=0, description="Producer linger for output batching.")
     batch_max: int = Field(256, ge=1, description="Most records an agent takes at once.")
     batch_within_s: float = Field(
-        0.005, gt=0, description="Longest an agent waits to fill a batch (latency cost)."
+        0.02, gt=0, description="Longest an agent waits to fill a batch (latency cost)."
     )
     event_loop: str = Field("uvloop", description="Worker event loop: uvloop or asyncio.")
     worker_metrics_port: int = Field(9464, description="Prometheus port of the worker; 0 = off.")
