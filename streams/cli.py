@@ -24,6 +24,15 @@ topics_app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 
 
+def _register_subcommands() -> None:
+    from projections.analytics.cli import analytics_app
+
+    app.add_typer(analytics_app, name="analytics", help="Query the analytics store (ClickHouse).")
+
+
+_register_subcommands()
+
+
 def _settings(**overrides: object) -> Settings:
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 

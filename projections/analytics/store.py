@@ -1,0 +1,200 @@
+"""The analytics store port and its embedded adapter, chdb (ClickHouse in-process).
+
+The scaled deployment puts a ClickHouse server behind the same port (clickhouse-connect,
+same SQL files); the choice is made in one place, :func:`open_store`.
+
+chdb runs one embedded ClickHouse server per process, on one data path:
+
+* one process owns a data path: a second process gets a file lock error (chdb only says
+  "Error initializing EmbeddedServer"; :class:`StoreUnavailable` says which path is held),
+  and read-only mode does not help. Stop the projection before querying from another
+  process, or query inside the process that runs it;
+* a process serves one path at a time: another path opens only after every store on the
+  first one is closed. Stores on the same path share the server.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from projections.analytics.rows import EventRow, prefix_safe_runs
+from projections.analytics.sql import EVENTS_TABLE, POSITIONS_SQL, ch_datetime, schema_statements
+from streams.settings import Settings
+
+Params = Mapping[str, object]
+Position = dict[tuple[str, int], int]
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be opened (data path held by another process, bad path)."""
+
+
+class StoreQueryError(RuntimeError):
+    """ClickHouse refused or failed a statement; the message is ClickHouse's first line."""
+
+
+class AnalyticsStore(Protocol):
+    """Port of the analytics store (a ClickHouse engine holding ``schema.sql``).
+
+    Query parameters are ClickHouse's ``{name:Type}`` placeholders, never string
+    formatting; values may be ``str``, ``int``, ``float``, ``bool`` or ``datetime``.
+    """
+
+    def command(self, sql: str, params: Params | None = None) -> None:
+        """Run one statement that returns no rows (DDL, INSERT ... SELECT)."""
+        ...
+
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        """Run one SELECT; rows as dicts in column order (JSON types: numbers, strings,
+        ``None`` for NULL and NaN, lists for arrays)."""
+        ...
+
+    def insert_events(self, rows: Sequence[EventRow]) -> None:
+        """Append rows to ``analytics.events`` so that, if this raises or the process
+        dies half way, what is stored is a prefix of each (topic, partition)'s rows.
+        Rows already stored (same event id) may be inserted again: reads deduplicate."""
+        ...
+
+    def positions(self) -> Position:
+        """Next offset per (topic, partition): max stored offset + 1."""
+        ...
+
+    def close(self) -> None:
+        """Release the store (for chdb: the data path, once no other store uses it)."""
+        ...
+
+
+def ensure_schema(store: AnalyticsStore) -> None:
+    """Apply ``schema.sql`` (idempotent)."""
+    for statement in schema_statements():
+        store.command(statement)
+
+
+def open_store(settings: Settings) -> AnalyticsStore:
+    """The store the settings name, with its schema applied. The embedded default is
+    chdb at ``settings.analytics_path`` (env ``CASESTREAM_ANALYTICS_PATH``)."""
+    path = Path(getattr(settings, "analytics_path", Path(".data/analytics")))
+    store = ChdbStore(path)
+    try:
+        ensure_schema(store)
+    except Exception:
+        store.close()
+        raise
+    return store
+
+
+def _tsv_escaped(text: str) -> str:
+    # ClickHouse parses parameter values as escaped (TSV) text: a raw tab, newline or
+    # backslash would be refused or change the value.
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + _tsv_escaped(value).replace("'", "\\'") + "'"
+    if isinstance(value, bool | int | float):
+        return repr(int(value) if isinstance(value, bool) else value)
+    raise TypeError(f"unsupported array item {type(value).__name__}")
+
+
+def param_value(value: object) -> object:
+    """A query-parameter value as ClickHouse reads it: strings TSV-escaped, datetimes
+    as DateTime64(3) text in UTC, lists and tuples as array literals (``Array(T)``)."""
+    if isinstance(value, datetime):
+        return ch_datetime(value)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        return _tsv_escaped(value)
+    if isinstance(value, list | tuple):
+        # Read by the Array text parser, which unescapes inside each quoted item.
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return value
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _path_is_locked(path: Path) -> bool:
+    status = path / "status"
+    if not status.exists():
+        return False
+    with status.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+class ChdbStore:
+    """:class:`AnalyticsStore` on chdb's embedded ClickHouse, data on disk at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        from chdb import session as chdb_session  # heavy import (~1 s): only when used
+
+        self.path = Path(path).resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._session: Any = chdb_session.Session(str(self.path))  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            if _path_is_locked(self.path):
+                raise StoreUnavailable(
+                    f"analytics store {self.path} is in use by another process "
+                    "(chdb allows one process per data path: stop the projection first)"
+                ) from exc
+            raise StoreUnavailable(f"analytics store {self.path}: {first_line(exc)}") from exc
+
+    def _run(self, sql: str, params: Params | None, fmt: str) -> str:
+        values = {k: param_value(v) for k, v in (params or {}).items()}
+        with self._lock:
+            if self._session is None:
+                raise StoreUnavailable(f"analytics store {self.path} is closed")
+            try:
+                result = self._session.query(sql, fmt, params=values or None)
+            except Exception as exc:
+                raise StoreQueryError(first_line(exc)) from exc
+        return str(result)
+
+    def command(self, sql: str, params: Params | None = None) -> None:
+        self._run(sql, params, "TSV")
+
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        text = self._run(sql, params, "JSONEachRow")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def insert_events(self, rows: Sequence[EventRow]) -> None:
+        for run in prefix_safe_runs(rows):
+            body = "\n".join(json.dumps(row, ensure_ascii=False) for row in run)
+            self._run(
+                f"INSERT INTO {EVENTS_TABLE} SETTINGS input_format_skip_unknown_fields = 0 "
+                f"FORMAT JSONEachRow\n{body}",
+                None,
+                "TSV",
+            )
+
+    def positions(self) -> Position:
+        rows = self.query(POSITIONS_SQL)
+        return {(r["topic"], int(r["partition"])): int(r["next"]) for r in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def __enter__(self) -> ChdbStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
