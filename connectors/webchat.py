@@ -23,6 +23,9 @@ from fastapi import FastAPI, Request, Security, WebSocket
 from fastapi.responses import Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis as AsyncRedis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from connectors.webchat_delivery import PRODUCER, PRODUCER_VERSION
 from connectors.webchat_http import (
@@ -50,6 +53,7 @@ from connectors.webchat_models import (
 from connectors.webchat_runtime import PUBLISH_TIMEOUT_S, Runtime
 from events.base import derive_event_id, origin_envelope
 from events.conversation import ConversationStarted, MessageReceived
+from projections.session_api import state_router
 from streams.settings import Settings
 
 __all__ = ["create_app", "serve"]
@@ -74,6 +78,13 @@ async def require_tenant(
 
 
 Tenant = Annotated[str, Security(require_tenant)]
+
+
+async def session_redis(request: Request) -> AsyncRedis | None:
+    """The app's client to the session-state Redis (made in the lifespan; no I/O until used)."""
+    client: AsyncRedis | None = getattr(request.app.state, "session_redis", None)
+    return client
+
 
 DESCRIPTION = """\
 Web-chat edge of casestream. Authenticate with the `X-API-Key` header. Every error is
@@ -104,12 +115,22 @@ def create_app(
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(fastapi_app: FastAPI) -> AsyncIterator[None]:
+        # Connects on first use: the connector serves chat even while Redis is down.
+        state_store = AsyncRedis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=1.0,
+            socket_timeout=2.0,
+            retry=Retry(NoBackoff(), 1),
+        )
+        fastapi_app.state.session_redis = state_store
         await runtime.start()
         try:
             yield
         finally:
             await runtime.stop()
+            await state_store.aclose()
 
     app = FastAPI(
         title="casestream web chat",
@@ -120,6 +141,9 @@ def create_app(
     app.state.webchat = runtime
     app.add_middleware(RequestMetrics)
     install_error_handlers(app)
+    app.include_router(
+        state_router(session_redis, require_tenant, topic_prefix=settings.topic_prefix)
+    )
 
     limit = settings.max_message_chars
 

@@ -23,6 +23,7 @@ from prometheus_client import Counter
 
 from events.base import Event
 from events.codec import AvroCodec, DecodeError
+from streams.bootstrap import build_codec
 from streams.settings import Settings
 from streams.steps import Record
 
@@ -86,11 +87,12 @@ def run_projection(
     batch_size: int = 500,
     max_backoff_s: float = 5.0,
     on_batch: Callable[[RunStats], None] | None = None,
+    codec: AvroCodec | None = None,
 ) -> RunStats:
     """Feed ``projection`` from Kafka until ``stop`` is set (or, with ``until_caught_up``,
     until every partition is at its end)."""
     stop = stop or threading.Event()
-    codec = AvroCodec()
+    codec = codec or build_codec(settings)
     stats = RunStats()
     consumer = Consumer(
         {

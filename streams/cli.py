@@ -26,8 +26,10 @@ app.add_typer(topics_app, name="topics")
 
 def _register_subcommands() -> None:
     from projections.analytics.cli import analytics_app
+    from projections.cli import projections_app
 
     app.add_typer(analytics_app, name="analytics", help="Query the analytics store (ClickHouse).")
+    app.add_typer(projections_app, name="projections", help="Run and rebuild the projections.")
 
 
 _register_subcommands()

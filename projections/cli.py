@@ -1,0 +1,230 @@
+"""``casestream projections run|rebuild NAME``: feed a projection from the log, or rebuild it.
+
+:data:`PROJECTIONS` maps each name to a factory ``Settings -> ManagedProjection`` (a
+``projections.runner.Projection`` that can also ``wipe()`` its keys for the topic prefix,
+``summary()`` what it holds and ``close()``). Heavy imports (Kafka, Redis) happen when a
+command runs, not when ``casestream`` starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from streams.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from projections.runner import Applied, Projection, RunStats
+
+    class ManagedProjection(Projection, Protocol):
+        def wipe(self) -> int: ...
+        def summary(self) -> dict[str, int]: ...
+        def close(self) -> None: ...
+
+
+log = logging.getLogger("casestream.projections")
+
+
+def _session(settings: Settings) -> ManagedProjection:
+    from projections.session import SessionProjection
+
+    return SessionProjection.from_settings(settings)
+
+
+def _analytics(settings: Settings) -> ManagedProjection:
+    from projections.analytics import AnalyticsProjection
+
+    projection: ManagedProjection = AnalyticsProjection.from_settings(settings)
+    return projection
+
+
+#: Projection name -> factory. Add a projection here to get ``run`` and ``rebuild``.
+PROJECTIONS: dict[str, Callable[[Settings], ManagedProjection]] = {
+    "session": _session,
+    "analytics": _analytics,
+}
+
+projections_app = typer.Typer(
+    help="Run and rebuild the read-side projections (session state, ...).",
+    no_args_is_help=True,
+)
+NameArg = Annotated[str, typer.Argument(help=f"Projection: {', '.join(PROJECTIONS)}.")]
+
+
+class _RunStop(threading.Event):
+    """Set for one run (after a rewind), or whenever the caller's ``outer`` stop is."""
+
+    def __init__(self, outer: threading.Event) -> None:
+        super().__init__()
+        self._outer = outer
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._outer.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            super().wait(left)
+        return True
+
+
+class _Rewindable:
+    """Forwards to ``inner``; a :class:`StoreRewound` from ``apply`` ends the run."""
+
+    def __init__(self, inner: Projection, run_stop: threading.Event) -> None:
+        self.inner, self.run_stop, self.name = inner, run_stop, inner.name
+
+    def topics(self) -> list[str]:
+        return list(self.inner.topics())
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        return self.inner.positions()
+
+    def apply(self, batch: Sequence[Applied]) -> None:
+        from projections.session import StoreRewound
+
+        try:
+            self.inner.apply(batch)
+        except StoreRewound:
+            self.run_stop.set()  # the runner re-raises once its stop is set
+            raise
+
+
+def follow(
+    settings: Settings,
+    projection: Projection,
+    *,
+    stop: threading.Event | None = None,
+    until_caught_up: bool = False,
+    on_batch: Callable[[RunStats], None] | None = None,
+) -> tuple[RunStats, int]:
+    """``run_projection``, restarted from the store's ``positions()`` whenever the store
+    turns out to have lost writes (:class:`~projections.session.StoreRewound`).
+
+    Returns the summed stats and the number of such restarts.
+    """
+    from projections.runner import RunStats, run_projection
+    from projections.session import StoreRewound
+
+    stop = stop or threading.Event()
+    total, restarts = RunStats(), 0
+    while True:
+        run_stop = _RunStop(stop)
+        last: list[RunStats] = []
+        try:
+            stats = run_projection(
+                settings,
+                _Rewindable(projection, run_stop),
+                stop=run_stop,
+                until_caught_up=until_caught_up,
+                on_batch=functools.partial(_batch_done, last, total, on_batch),
+            )
+            return _plus(total, stats), restarts
+        except StoreRewound as exc:
+            if stop.is_set():
+                raise
+            total = _plus(total, *last)  # a run rewound before its first batch: metrics only
+            restarts += 1
+            log.warning("%s: %s; replaying from the store's positions", projection.name, exc)
+
+
+def _batch_done(
+    last: list[RunStats],
+    before: RunStats,
+    on_batch: Callable[[RunStats], None] | None,
+    stats: RunStats,
+) -> None:
+    last[:] = [stats]  # the runner's own (mutable) stats of this run
+    if on_batch is not None:
+        on_batch(_plus(before, stats))
+
+
+def _plus(a: RunStats, *more: RunStats) -> RunStats:
+    from projections.runner import RunStats
+
+    out = RunStats(a.applied, a.undecodable, a.retries)
+    for b in more:
+        out.applied += b.applied
+        out.undecodable += b.undecodable
+        out.retries += b.retries
+    return out
+
+
+def _build(name: str) -> tuple[Settings, ManagedProjection]:
+    if name not in PROJECTIONS:
+        known = ", ".join(sorted(PROJECTIONS))
+        raise typer.BadParameter(f"unknown projection {name!r}; choose one of: {known}")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings()
+    return settings, PROJECTIONS[name](settings)
+
+
+@projections_app.command()
+def run(name: NameArg, every: float = 2.0) -> None:
+    """Feed NAME from its positions until Ctrl-C, printing progress every EVERY seconds."""
+    settings, projection = _build(name)
+    stop = threading.Event()
+
+    def interrupt(*_: Any) -> None:
+        stop.set()  # finish the batch in hand; a second Ctrl-C interrupts at once
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    last = [0.0]
+
+    def progress(stats: RunStats) -> None:
+        if time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            typer.echo(f"{name}: {_line(stats)}")
+
+    typer.echo(f"{name}: reading {', '.join(projection.topics())} (Ctrl-C to stop)")
+    try:
+        stats, restarts = follow(settings, projection, stop=stop, on_batch=progress)
+    except Exception as exc:
+        if not stop.is_set():
+            raise
+        typer.echo(f"{name}: stopped while the store was failing: {exc!r}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        projection.close()
+    typer.echo(f"{name}: stopped; {_line(stats)}, restarts {restarts}")
+
+
+@projections_app.command()
+def rebuild(name: NameArg) -> None:
+    """Delete NAME's keys for the topic prefix, replay from offset 0 to the end, print counts."""
+    settings, projection = _build(name)
+    started = time.monotonic()
+    try:
+        deleted = projection.wipe()
+        typer.echo(f"{name}: deleted {deleted} keys")
+        stats, restarts = follow(settings, projection, until_caught_up=True)
+        summary = projection.summary()
+    finally:
+        projection.close()
+    took = time.monotonic() - started
+    typer.echo(f"{name}: rebuilt in {took:.1f}s; {_line(stats)}")
+    counts = {"deleted_keys": deleted, "applied": stats.applied, **summary}
+    counts.update(undecodable=stats.undecodable, retries=stats.retries, restarts=restarts)
+    typer.echo(json.dumps(counts, sort_keys=True))
+
+
+def _line(stats: RunStats) -> str:
+    return f"applied {stats.applied} (undecodable {stats.undecodable}, retries {stats.retries})"
+
+
+__all__ = ["PROJECTIONS", "follow", "projections_app"]
