@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     analytics_path: Path = Field(
         Path(".data/analytics"), description="chdb data path of the analytics projection."
     )
+    clickhouse_url: str | None = Field(
+        None, description="ClickHouse server (http://user:pw@host:8123); unset = chdb."
+    )
     data_dir: Path = Field(Path(".data"), description="Local state (archives, stores).")
 
 

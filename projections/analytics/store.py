@@ -77,10 +77,18 @@ def ensure_schema(store: AnalyticsStore) -> None:
 
 
 def open_store(settings: Settings) -> AnalyticsStore:
-    """The store the settings name, with its schema applied. The embedded default is
-    chdb at ``settings.analytics_path`` (env ``CASESTREAM_ANALYTICS_PATH``)."""
-    path = Path(getattr(settings, "analytics_path", Path(".data/analytics")))
-    store = ChdbStore(path)
+    """The store the settings name, with its schema applied: a ClickHouse server when
+    ``settings.clickhouse_url`` is set (env ``CASESTREAM_CLICKHOUSE_URL``, clickhouse-connect
+    over HTTP), else the embedded default, chdb at ``settings.analytics_path`` (env
+    ``CASESTREAM_ANALYTICS_PATH``)."""
+    url = getattr(settings, "clickhouse_url", None)
+    store: AnalyticsStore
+    if url:
+        from projections.analytics.clickhouse_http import ClickHouseConnectStore
+
+        store = ClickHouseConnectStore(str(url))
+    else:
+        store = ChdbStore(Path(getattr(settings, "analytics_path", Path(".data/analytics"))))
     try:
         ensure_schema(store)
     except Exception:

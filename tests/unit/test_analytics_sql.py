@@ -9,10 +9,12 @@ here by hand from that data set.
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,20 +33,25 @@ from events.delivery import ReplyDelivered
 from events.enrichment import IntentScore, MessageEnriched, ModelInfo, Sentiment
 from projections.analytics import (
     AnalyticsProjection,
+    AnalyticsStore,
     ChdbStore,
     KpiParams,
     QueryRefused,
     StoreQueryError,
+    StoreUnavailable,
     compute_kpis,
     ensure_schema,
+    open_store,
     tenant_query,
 )
+from projections.analytics.clickhouse_http import ClickHouseConnectStore
 from projections.analytics.rows import EventRow, prefix_safe_runs, row_for
 from projections.analytics.sql import named_queries, schema_statements
 from projections.runner import Applied
 from streams.settings import Settings
 from streams.steps import Record
 from streams.topics import Topics
+from tests.fakes.clickhouse_http import ClickHouseHttpFake
 
 BASELINE = ModelInfo(name="baseline-lexical", version="0.1.0", sha256="0" * 64)
 ONNX = ModelInfo(name="onnx-minilm", version="2", sha256="1" * 64)
@@ -256,10 +263,16 @@ def build_dataset() -> list[Applied]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
+def chdb_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
     with ChdbStore(tmp_path_factory.mktemp("analytics")) as store:
         ensure_schema(store)
         yield store
+
+
+@pytest.fixture(scope="module")
+def store(chdb_store: ChdbStore) -> ChdbStore:
+    """The store of this module's tests (a contract subclass may give another adapter)."""
+    return chdb_store
 
 
 @pytest.fixture(scope="module")
@@ -317,13 +330,14 @@ def test_schema_is_idempotent(store: ChdbStore) -> None:
 class AnalyticsStoreContract:
     """Run against every :class:`AnalyticsStore` adapter (a subclass gives ``store``)."""
 
-    def test_parameters_reach_clickhouse_unchanged(self, store: ChdbStore) -> None:
-        odd = "tab\there\nnew line \\ back 'quote' {brace}"
+    def test_parameters_reach_clickhouse_unchanged(self, store: AnalyticsStore) -> None:
+        odd = "tab\there\nnew line \\ back 'quote' {brace} `tick` cr\r %s é"
         when = datetime(2026, 3, 1, 9, 30, 1, 250_000, tzinfo=UTC)
         row = store.query(
             "SELECT {s:String} AS s, {d:DateTime64(3, 'UTC')} AS d, {a:Array(String)} AS a, "
-            "{n:UInt32} AS n, {f:Float64} AS f, NULL AS z",
-            {"s": odd, "d": when, "a": [odd, "x"], "n": 7, "f": 0.25},
+            "{n:UInt32} AS n, {f:Float64} AS f, {b:Bool} AS b, NULL AS z, nan AS q, "
+            "toUInt64(18446744073709551615) AS big",
+            {"s": odd, "d": when, "a": [odd, "x"], "n": 7, "f": 0.25, "b": True},
         )
         assert row == [
             {
@@ -332,28 +346,141 @@ class AnalyticsStoreContract:
                 "a": [odd, "x"],
                 "n": 7,
                 "f": 0.25,
+                "b": True,
                 "z": None,
+                "q": None,
+                "big": 18446744073709551615,
             }
         ]
 
-    def test_inserted_rows_give_positions_and_read_back(self, store: ChdbStore) -> None:
-        rows = [_row("contract", 3, offset, day=0) for offset in (0, 1, 2)]
+    def test_long_parameters_reach_clickhouse(self, store: AnalyticsStore) -> None:
+        # Too long for a URL: clickhouse-connect sends them as multipart form fields.
+        long = "é'\t" * 40_000
+        got = store.query(
+            "SELECT length({s:String}) AS n, {s:String} = {a:Array(String)}[2] AS same",
+            {"s": long, "a": ["x", long]},
+        )
+        assert got == [{"n": len(long.encode()), "same": True}]
+
+    def test_inserted_rows_give_positions_and_read_back(self, store: AnalyticsStore) -> None:
+        rows = [_row("contract", 3, offset, day=offset % 2) for offset in (0, 1, 2)]
         store.insert_events(rows)
         store.insert_events(rows[:2])  # again: positions and reads do not move
+        store.insert_events([])
         assert store.positions()[("contract", 3)] == 3
         got = store.query(
-            "SELECT count() AS n FROM analytics.events FINAL WHERE source_topic = {t:String}",
+            "SELECT count() AS n, min(occurred_at) AS first, max(record_time) AS rec, "
+            "any(payload) != '' AS has_payload "
+            "FROM analytics.events FINAL WHERE source_topic = {t:String}",
             {"t": "contract"},
         )
-        assert got == [{"n": 3}]
+        assert got == [
+            {
+                "n": 3,
+                "first": "2026-03-01 00:00:00.000",
+                "rec": "1970-01-01 00:00:00.000",
+                "has_payload": True,
+            }
+        ]
 
-    def test_a_bad_statement_raises_the_engines_message(self, store: ChdbStore) -> None:
-        with pytest.raises(StoreQueryError, match=r"UNKNOWN_TABLE|Unknown table"):
+    def test_commands_take_parameters_and_ddl(self, store: AnalyticsStore) -> None:
+        store.command("CREATE TABLE IF NOT EXISTS analytics.contract_t (s String) ENGINE = Memory")
+        try:
+            store.command("INSERT INTO analytics.contract_t SELECT {s:String}", {"s": "a\tb"})
+            assert store.query("SELECT s FROM analytics.contract_t") == [{"s": "a\tb"}]
+        finally:
+            store.command("DROP TABLE IF EXISTS analytics.contract_t")
+
+    def test_a_bad_statement_raises_the_engines_message(self, store: AnalyticsStore) -> None:
+        with pytest.raises(StoreQueryError, match=r"UNKNOWN_TABLE|Unknown table") as failed:
             store.query("SELECT * FROM analytics.no_such_table")
+        assert "\n" not in str(failed.value)
+        with pytest.raises(StoreQueryError, match=r"SYNTAX_ERROR|Syntax error"):
+            store.command("SELECT (")
 
 
 class TestChdbStore(AnalyticsStoreContract):
     pass
+
+
+@pytest.fixture(scope="module")
+def clickhouse_fake(chdb_store: ChdbStore) -> Iterator[ClickHouseHttpFake]:
+    """The ClickHouse HTTP interface over chdb, on the module store's data path (a process
+    serves one chdb path at a time)."""
+    with ClickHouseHttpFake(chdb_store.path) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def http_store(clickhouse_fake: ClickHouseHttpFake) -> Iterator[ClickHouseConnectStore]:
+    with ClickHouseConnectStore(clickhouse_fake.url) as store:
+        ensure_schema(store)
+        yield store
+
+
+@pytest.fixture(scope="module")
+def server_store() -> Iterator[ClickHouseConnectStore]:
+    url = os.environ.get("CASESTREAM_CLICKHOUSE_URL")
+    if not url:
+        pytest.skip("CASESTREAM_CLICKHOUSE_URL is not set: no ClickHouse server to test")
+    with ClickHouseConnectStore(url) as store:
+        ensure_schema(store)
+        yield store
+
+
+class TestClickHouseConnectStore(AnalyticsStoreContract):
+    """clickhouse-connect's real client, against the local HTTP endpoint over chdb."""
+
+    @pytest.fixture
+    def store(self, http_store: ClickHouseConnectStore) -> ClickHouseConnectStore:
+        return http_store
+
+
+class TestClickHouseServerStore(AnalyticsStoreContract):
+    """The same contract against a real server, when ``CASESTREAM_CLICKHOUSE_URL`` names one."""
+
+    @pytest.fixture
+    def store(self, server_store: ClickHouseConnectStore) -> ClickHouseConnectStore:
+        return server_store
+
+
+def test_open_store_chooses_the_adapter_by_url(clickhouse_fake: ClickHouseHttpFake) -> None:
+    remote = open_store(SimpleNamespace(clickhouse_url=clickhouse_fake.url))  # type: ignore[arg-type]
+    try:
+        assert isinstance(remote, ClickHouseConnectStore)
+        assert remote.query(
+            "SELECT count() > 0 AS ok FROM system.tables WHERE database = 'analytics'"
+        ) == [{"ok": True}]
+    finally:
+        remote.close()
+    with pytest.raises(StoreUnavailable, match=r"analytics store http://127\.0\.0\.1:9/"):
+        ClickHouseConnectStore("http://user:pw@127.0.0.1:9/", connect_timeout=1)
+
+
+def test_the_fake_serves_the_clients_own_native_reads_and_lz4_inserts(
+    clickhouse_fake: ClickHouseHttpFake,
+) -> None:
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=clickhouse_fake.url)
+    try:
+        client.command(
+            "CREATE TABLE IF NOT EXISTS analytics.fake_t (n UInt64, s String) ENGINE = Memory"
+        )
+        rows = [[i, f"row {i}"] for i in range(300_000)]
+        summary = client.insert("analytics.fake_t", rows, column_names=["n", "s"])
+        assert summary.written_rows == 300_000
+        got = client.query("SELECT count(), sum(n), max(s) FROM analytics.fake_t").result_rows
+        assert got == [(300_000, sum(range(300_000)), "row 99999")]
+        assert client.query("SELECT n FROM analytics.fake_t WHERE n > 1e9").result_rows == []
+        assert client.command("SELECT 'a', 'b'") == ["a", "b"]
+        assert client.ping()
+    finally:
+        client.command("DROP TABLE IF EXISTS analytics.fake_t")
+        client.close()
+    sent = clickhouse_fake.requests
+    assert ("default", "lz4", True) in sent  # the insert: chunked, lz4 frames
+    assert {user for user, _, _ in sent} == {"default"}
 
 
 def test_projection_summary_and_wipe_cover_only_its_topics(store: ChdbStore) -> None:
@@ -771,3 +898,15 @@ def test_cli_says_so_when_another_process_holds_the_store(store: ChdbStore) -> N
     )
     assert done.returncode == 1
     assert "in use by another process" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_kpis_and_tenant_queries_agree_across_adapters(
+    store: ChdbStore, http_store: ClickHouseConnectStore, dataset: list[Applied]
+) -> None:
+    # The fake serves the module's chdb path: the same rows, read through each adapter.
+    assert kpis(http_store, cost_per_call=0.01) == kpis(store, cost_per_call=0.01)
+    assert http_store.positions() == store.positions()
+    sql = "SELECT conversation_id, count() AS n FROM events GROUP BY 1 ORDER BY 1"
+    assert tenant_query(http_store, sql, "acme") == tenant_query(store, sql, "acme")
+    with pytest.raises(QueryRefused):
+        tenant_query(http_store, "SELECT * FROM system.tables", "acme")
