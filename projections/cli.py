@@ -48,10 +48,18 @@ def _analytics(settings: Settings) -> ManagedProjection:
     return projection
 
 
+def _crm(settings: Settings) -> ManagedProjection:
+    from projections.crm.projection import CrmProjection
+
+    projection: ManagedProjection = CrmProjection.from_settings(settings)
+    return projection
+
+
 #: Projection name -> factory. Add a projection here to get ``run`` and ``rebuild``.
 PROJECTIONS: dict[str, Callable[[Settings], ManagedProjection]] = {
     "session": _session,
     "analytics": _analytics,
+    "crm": _crm,
 }
 
 projections_app = typer.Typer(

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     clickhouse_url: str | None = Field(
         None, description="ClickHouse server (http://user:pw@host:8123); unset = chdb."
     )
+    crm_sqlite_path: Path = Field(
+        Path(".data/crm.sqlite"), description="Local case store (eventsourcing on SQLite)."
+    )
+    crm_url: str | None = Field(None, description="Salesforce login URL; unset = local store.")
+    crm_username: str | None = Field(None, description="Salesforce user.")
+    crm_password: str | None = Field(None, description="Salesforce password.")
+    crm_token: str | None = Field(None, description="Salesforce security token.")
     data_dir: Path = Field(Path(".data"), description="Local state (archives, stores).")
 
 
