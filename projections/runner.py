@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from events.base import Event
 from events.codec import AvroCodec, DecodeError
 from streams.bootstrap import build_codec
+from streams.kafka import record_of
 from streams.settings import Settings
 from streams.steps import Record
 
@@ -117,14 +118,7 @@ def run_projection(
                         continue
                     raise RuntimeError(f"{projection.name}: {msg.error()}")
                 at_end.discard(tp)
-                record = Record(
-                    msg.topic(),
-                    msg.partition(),
-                    msg.offset(),
-                    msg.key(),
-                    msg.value(),
-                    msg.timestamp()[1],
-                )
+                record = record_of(msg)
                 try:
                     batch.append(Applied(record, codec.decode(record.value)))
                 except DecodeError:

@@ -153,13 +153,13 @@ def _drain(consumer: Any, partitions: int, until_end: bool, idle: float) -> Iter
                     continue
                 raise KafkaException(msg.error())
             at_end.discard(msg.partition())
-            yield Record(
-                msg.topic(),
-                msg.partition(),
-                msg.offset(),
-                msg.key(),
-                msg.value(),
-                msg.timestamp()[1],
-            )
+            yield record_of(msg)
         if until_end and len(at_end) >= partitions:
             return
+
+
+def record_of(msg: Any) -> Record:
+    """The :class:`Record` of a confluent-kafka message (CreateTime or LogAppendTime)."""
+    return Record(
+        msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(), msg.timestamp()[1]
+    )
