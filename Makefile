@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12
 N      ?= 50000
 
 .PHONY: help install demo test test-unit test-integration lint up down status redis-install \
+        chromium-install bench-analytics \
         kafka-jars bench-backbone worker serve clean
 
 help:  ## list the targets
@@ -24,6 +25,9 @@ demo: install  ## run the blueprint's conversations on the embedded default (no 
 
 redis-install:  ## install Debian's redis-server if it is missing
 	@command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+
+chromium-install:  ## install Debian's chromium (the dashboard's browser test) if it is missing
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 kafka-jars: install  ## download the Kafka broker's jars from Maven Central (cached in .cache/)
 	$(BIN)/python -c "from streams.services import ensure_kafka_jars; ensure_kafka_jars()"
@@ -52,12 +56,15 @@ lint: install  ## ruff, mypy (strict), import rules
 test-unit: install
 	$(BIN)/pytest -q tests/unit
 
-test: install redis-install kafka-jars  ## everything: lint, unit, integration (starts and stops Kafka/Redis)
+test: install redis-install chromium-install kafka-jars  ## everything: lint, unit, integration (starts and stops Kafka/Redis)
 	$(MAKE) lint
 	$(BIN)/pytest -q -p no:cacheprovider --junitxml=artifacts/junit.xml tests
 
 bench-backbone: install kafka-jars  ## live-driver throughput/latency/exactly-once figures (N=50000)
 	$(BIN)/python bench/backbone.py --messages $(N)
+
+bench-analytics: install kafka-jars redis-install  ## Kafka -> ClickHouse ingest, dashboard p95, Redis updates/s (N=1000000)
+	$(BIN)/python bench/analytics.py --events $(or $(EVENTS),1000000)
 
 clean:  ## stop services and delete local data (keeps the jar cache)
 	-$(BIN)/casestream down --wipe

@@ -152,3 +152,24 @@ def kpis(
     console.print(_table(f"KPIs of {tenant}, {start.isoformat()} to {end.isoformat()}", summary))
     for name, rows in report.tables.items():
         console.print(_table(name.replace("_", " "), rows))
+
+
+@analytics_app.command("dashboard")
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8090,
+) -> None:
+    """Serve the KPI dashboard (tiles and hourly charts per tenant) at http://HOST:PORT/.
+
+    JSON at /api/tenants, /api/kpis and /api/series (?tenant=&since=&until=). Holds the
+    store while it runs, so the projection cannot run in another process meanwhile.
+    """
+    import uvicorn
+
+    from projections.analytics.dashboard import create_dashboard
+    from projections.analytics.kpis import KpiParams
+
+    params = KpiParams.from_settings(load_settings())
+    with _store() as store:
+        typer.echo(f"analytics dashboard on http://{host}:{port}/", err=True)
+        uvicorn.run(create_dashboard(lambda: store, params), host=host, port=port)
