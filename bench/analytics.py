@@ -68,6 +68,7 @@ from streams.kafka import EventPublisher, create_topics
 from streams.settings import Settings
 from streams.steps import Output
 from streams.topics import PASS_THROUGH, Topics
+from tests.factories import SAMPLE_TEXTS
 from tests.support import unique_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -78,18 +79,6 @@ INTENTS = [x for x in all_intent_labels() if "/" in x]
 MODELS = [
     ModelInfo(name="baseline-lexical", version="1", sha256="0" * 64),
     ModelInfo(name="onnx-distilbert", version="3", sha256="1" * 64),
-]
-TEXTS = [
-    "I forgot my password",
-    "How do I export data?",
-    "my invoice is wrong",
-    "I'm getting a 401 error when calling the REST API",
-    "This is unacceptable!",
-    "thanks, that helped",
-    "can you help me with the thing",
-    "I need a refund",
-    "the report dashboard is slow",
-    "how do I set up two-factor authentication?",
 ]
 RUNS = 20
 
@@ -112,7 +101,7 @@ def conversation(rng: random.Random, seed: int, n: int, start: datetime) -> list
     escalated = False
     turns = rng.choices([1, 2, 3, 4, 5, 6], [15, 25, 25, 15, 12, 8])[0]
     for turn in range(turns):
-        text = rng.choice(TEXTS)
+        text = rng.choice(SAMPLE_TEXTS)
         recv = MessageReceived(
             envelope=origin_envelope(
                 MessageReceived,

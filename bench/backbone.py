@@ -35,21 +35,8 @@ from events.decisions import DecisionMade
 from streams import services
 from streams.kafka import EventPublisher, create_topics, producer_config, read_topic
 from streams.settings import Settings
-from tests.factories import received
+from tests.factories import SAMPLE_TEXTS, received
 from tests.support import TopicWatcher, WorkerProcess, unique_settings, wait_for
-
-TEXTS = [
-    "I forgot my password",
-    "How do I export data?",
-    "my invoice is wrong",
-    "I'm getting a 401 error when calling the REST API",
-    "This is unacceptable!",
-    "thanks, that helped",
-    "can you help me with the thing",
-    "I need a refund",
-    "the report dashboard is slow",
-    "how do I set up two-factor authentication?",
-]
 
 
 def log(msg: str) -> None:
@@ -60,7 +47,7 @@ def publish(settings: Settings, n: int, conversations: int, tag: str = "") -> No
     publisher = EventPublisher(settings, **{"linger.ms": 20, "batch.num.messages": 10000})
     for i in range(n):
         conv, turn = i % conversations, i // conversations
-        text = TEXTS[(conv * 7 + turn) % len(TEXTS)]
+        text = SAMPLE_TEXTS[(conv * 7 + turn) % len(SAMPLE_TEXTS)]
         publisher.publish(received(text, conversation=f"{tag}conv-{conv}", index=turn))
     publisher.flush(120)
 
@@ -164,7 +151,7 @@ def send_at_rate(publisher: EventPublisher, total: int, rate: float, tag: str) -
         pause = start + i / rate - time.perf_counter()
         if pause > 0:
             time.sleep(pause)
-        text = TEXTS[i % len(TEXTS)]
+        text = SAMPLE_TEXTS[i % len(SAMPLE_TEXTS)]
         publisher.publish(received(text, conversation=f"{tag}{i % 2000}", index=i // 2000))
         publisher.producer.poll(0)
     publisher.flush(60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from events.base import caused_envelope
 from events.conversation import MessageReceived
 from events.enrichment import MessageEnriched, ModelInfo
-from processors.ports import IntentSentimentModel, Prediction
+from processors.ports import Prediction
 
 PRODUCER = "processor.enrich"
 
@@ -26,11 +26,3 @@ def enrich(message: MessageReceived, prediction: Prediction, model: ModelInfo) -
         model=model,
         flags=flags,
     )
-
-
-def enrich_batch(
-    messages: list[MessageReceived], model: IntentSentimentModel
-) -> list[MessageEnriched]:
-    """Score a batch with ``model`` and enrich each message (the model may do I/O)."""
-    predictions = model.predict([m.text for m in messages])
-    return [enrich(m, p, model.info) for m, p in zip(messages, predictions, strict=True)]

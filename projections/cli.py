@@ -8,13 +8,12 @@ command runs, not when ``casestream`` starts.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,7 +23,7 @@ from streams.settings import Settings, load_settings
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from projections.runner import Applied, Projection, RunStats
+    from projections.runner import Projection, RunStats
 
     class ManagedProjection(Projection, Protocol):
         def wipe(self) -> int: ...
@@ -69,48 +68,6 @@ projections_app = typer.Typer(
 NameArg = Annotated[str, typer.Argument(help=f"Projection: {', '.join(PROJECTIONS)}.")]
 
 
-class _RunStop(threading.Event):
-    """Set for one run (after a rewind), or whenever the caller's ``outer`` stop is."""
-
-    def __init__(self, outer: threading.Event) -> None:
-        super().__init__()
-        self._outer = outer
-
-    def is_set(self) -> bool:
-        return super().is_set() or self._outer.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self.is_set():
-            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
-            if left <= 0:
-                return False
-            super().wait(left)
-        return True
-
-
-class _Rewindable:
-    """Forwards to ``inner``; a :class:`StoreRewound` from ``apply`` ends the run."""
-
-    def __init__(self, inner: Projection, run_stop: threading.Event) -> None:
-        self.inner, self.run_stop, self.name = inner, run_stop, inner.name
-
-    def topics(self) -> list[str]:
-        return list(self.inner.topics())
-
-    def positions(self) -> dict[tuple[str, int], int]:
-        return self.inner.positions()
-
-    def apply(self, batch: Sequence[Applied]) -> None:
-        from projections.session import StoreRewound
-
-        try:
-            self.inner.apply(batch)
-        except StoreRewound:
-            self.run_stop.set()  # the runner re-raises once its stop is set
-            raise
-
-
 def follow(
     settings: Settings,
     projection: Projection,
@@ -119,56 +76,14 @@ def follow(
     until_caught_up: bool = False,
     on_batch: Callable[[RunStats], None] | None = None,
 ) -> tuple[RunStats, int]:
-    """``run_projection``, restarted from the store's ``positions()`` whenever the store
-    turns out to have lost writes (:class:`~projections.session.StoreRewound`).
+    """``run_projection``; returns its stats and how many times it replayed from the
+    store's positions because the store had lost writes."""
+    from projections.runner import run_projection
 
-    Returns the summed stats and the number of such restarts.
-    """
-    from projections.runner import RunStats, run_projection
-    from projections.session import StoreRewound
-
-    stop = stop or threading.Event()
-    total, restarts = RunStats(), 0
-    while True:
-        run_stop = _RunStop(stop)
-        last: list[RunStats] = []
-        try:
-            stats = run_projection(
-                settings,
-                _Rewindable(projection, run_stop),
-                stop=run_stop,
-                until_caught_up=until_caught_up,
-                on_batch=functools.partial(_batch_done, last, total, on_batch),
-            )
-            return _plus(total, stats), restarts
-        except StoreRewound as exc:
-            if stop.is_set():
-                raise
-            total = _plus(total, *last)  # a run rewound before its first batch: metrics only
-            restarts += 1
-            log.warning("%s: %s; replaying from the store's positions", projection.name, exc)
-
-
-def _batch_done(
-    last: list[RunStats],
-    before: RunStats,
-    on_batch: Callable[[RunStats], None] | None,
-    stats: RunStats,
-) -> None:
-    last[:] = [stats]  # the runner's own (mutable) stats of this run
-    if on_batch is not None:
-        on_batch(_plus(before, stats))
-
-
-def _plus(a: RunStats, *more: RunStats) -> RunStats:
-    from projections.runner import RunStats
-
-    out = RunStats(a.applied, a.undecodable, a.retries)
-    for b in more:
-        out.applied += b.applied
-        out.undecodable += b.undecodable
-        out.retries += b.retries
-    return out
+    stats = run_projection(
+        settings, projection, stop=stop, until_caught_up=until_caught_up, on_batch=on_batch
+    )
+    return stats, stats.restarts
 
 
 def _build(name: str) -> tuple[Settings, ManagedProjection]:

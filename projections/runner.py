@@ -7,7 +7,9 @@ redelivery it resumes from the store's position, and applying an event twice cha
 nothing. ``rebuild`` is the same loop from offset 0 into a fresh store.
 
 While the store is down, ``apply`` raises; the runner backs off and retries the same
-batch (nothing is skipped, nothing is lost) and reports it in metrics.
+batch (nothing is skipped, nothing is lost) and reports it in metrics. If the store
+comes back having lost writes, ``apply`` raises :class:`StoreRewound` and the runner
+seeks back to the store's positions.
 """
 
 from __future__ import annotations
@@ -72,11 +74,18 @@ class Projection(Protocol):
         ...
 
 
+class StoreRewound(RuntimeError):
+    """The store's position for a partition is behind what this projection stored there:
+    the store lost writes (e.g. a Redis restarted without persistence). Nothing was
+    applied; the runner re-reads ``positions()`` and replays from there."""
+
+
 @dataclass
 class RunStats:
     applied: int = 0
     undecodable: int = 0
     retries: int = 0
+    restarts: int = 0
 
 
 def run_projection(
@@ -125,7 +134,18 @@ def run_projection(
                     stats.undecodable += 1
                     SKIPPED.labels(projection.name).inc()
             if batch:
-                _apply_with_retry(projection, batch, stats, stop, max_backoff_s)
+                try:
+                    _apply_with_retry(projection, batch, stats, stop, max_backoff_s)
+                except StoreRewound as exc:
+                    if stop.is_set():
+                        raise
+                    stats.restarts += 1
+                    log.warning(
+                        "%s: %s; replaying from the store's positions", projection.name, exc
+                    )
+                    assignment = _assign(consumer, projection)
+                    at_end.clear()
+                    continue
                 if on_batch is not None:
                     on_batch(stats)
             if until_caught_up and not messages and len(at_end) >= len(assignment):
@@ -161,6 +181,8 @@ def _apply_with_retry(
     while True:
         try:
             projection.apply(batch)
+        except StoreRewound:
+            raise
         except Exception as exc:  # the store is down or refused: wait, retry the same batch
             stats.retries += 1
             RETRIES.labels(projection.name).inc()

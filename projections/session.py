@@ -26,8 +26,8 @@ their last applied event.
 
 If the store has lost writes (a Redis restart without persistence, a restored snapshot,
 a wipe), the positions it holds are behind the ones this instance wrote: ``apply`` then
-raises :class:`StoreRewound` and changes nothing; the caller must re-read
-``positions()`` and replay from there (``projections.cli.follow`` does).
+raises :class:`~projections.runner.StoreRewound` and changes nothing; the runner re-reads
+``positions()`` and replays from there.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade
 from events.delivery import ReplyDelivered
 from events.enrichment import MessageEnriched
 from processors.taxonomy import SPECIAL_LABELS
-from projections.runner import Applied, Position
+from projections.runner import Applied, Position, StoreRewound
 from streams.settings import Settings
 from streams.topics import ROUTES, Topics
 
@@ -157,11 +157,6 @@ for field in pairs(dirty) do
 end
 return {'ok', n.applied, n.duplicate, n.stale, n.ignored}
 """
-
-
-class StoreRewound(RuntimeError):
-    """The store's position for a partition is behind what this projection stored there:
-    the store lost writes. Nothing was applied; re-read ``positions()`` and replay."""
 
 
 def _escape(part: str) -> str:

@@ -17,7 +17,6 @@ from events.base import Envelope, Event, derive_event_id
 from events.codec import AvroCodec, DecodeError
 from events.conversation import MessageReceived
 from events.delivery import EventRejected
-from events.enrichment import MessageEnriched
 from processors.conversation import ConversationState, handle
 from processors.enrich import enrich
 from processors.ports import IntentSentimentModel, Prediction
@@ -154,7 +153,3 @@ def _split_key(key: bytes | None) -> tuple[str, str]:
     text = (key or b"").decode("utf-8", "replace")
     tenant, sep, conversation = text.partition("/")
     return (tenant, conversation) if sep and tenant and conversation else ("unknown", text)
-
-
-def is_enriched(event: Event) -> bool:
-    return isinstance(event, MessageEnriched)

@@ -13,6 +13,20 @@ from processors.enrich import enrich
 from processors.ports import Prediction
 from processors.taxonomy import all_intent_labels
 
+#: Customer messages the benchmarks send (varied intents and moods).
+SAMPLE_TEXTS = [
+    "I forgot my password",
+    "How do I export data?",
+    "my invoice is wrong",
+    "I'm getting a 401 error when calling the REST API",
+    "This is unacceptable!",
+    "thanks, that helped",
+    "can you help me with the thing",
+    "I need a refund",
+    "the report dashboard is slow",
+    "how do I set up two-factor authentication?",
+]
+
 MODEL = ModelInfo(name="test-model", version="1", sha256="0" * 64)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
