@@ -55,6 +55,7 @@ def create_app(
         web_enabled=False,
         table_standby_replicas=0,
         topic_disable_leader=True,
+        datadir=str(settings.data_dir / "faust" / settings.app_id),
     )
 
     def topic(name: str) -> Any:
