@@ -26,6 +26,7 @@ from events.conversation import (
 from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade, ReplyRequested
 from events.delivery import EventRejected, ReplyDelivered
 from events.enrichment import MessageEnriched
+from events.knowledge import KnowledgeIngested
 
 NAMESPACE = "casestream.events"
 ENVELOPE_NAME = f"{NAMESPACE}.Envelope"
@@ -45,6 +46,7 @@ EVENT_CLASSES: dict[str, type[Event]] = {
         ConversationClosed,
         FeedbackReceived,
         EventRejected,
+        KnowledgeIngested,
     )
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from events.base import Event
 from events.enrichment import ModelInfo
@@ -10,6 +11,8 @@ from events.enrichment import ModelInfo
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DecisionMade(Event):
+    SCHEMA_VERSION: ClassVar[int] = 2  # v2: ModelInfo.fallbacks
+
     message_id: str
     action: str  # reply | clarify | escalate | act
     reason: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from events.base import Event
 
@@ -25,10 +26,13 @@ class ModelInfo:
     name: str
     version: str
     sha256: str
+    fallbacks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MessageEnriched(Event):
+    SCHEMA_VERSION: ClassVar[int] = 2  # v2: ModelInfo.fallbacks
+
     message_id: str
     channel: str
     text: str

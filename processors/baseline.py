@@ -145,7 +145,7 @@ class BaselineLexicalModel:
             IntentScore(label=label, score=round(w / total, 6))
             for label, w in sorted(raw.items(), key=lambda kv: (-kv[1], kv[0]))
         )
-        flags = tuple(sorted(name for name, rx in self._flags.items() if rx.search(text)))
+        flags = self.risk_flags(text)
         if "human_request" in raw:
             flags = tuple(sorted({*flags, "human_request"}))
         return Prediction(
@@ -154,6 +154,10 @@ class BaselineLexicalModel:
             language=detect_language(text),
             flags=flags,
         )
+
+    def risk_flags(self, text: str) -> tuple[str, ...]:
+        """Rule findings (sql_injection, prompt_injection, ...), sorted."""
+        return tuple(sorted(name for name, rx in self._flags.items() if rx.search(text)))
 
     def _sentiment(self, text: str) -> Sentiment:
         neg = sum(w * len(rx.findall(text)) for rx, w in self._negative)

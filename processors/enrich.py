@@ -11,11 +11,17 @@ PRODUCER = "processor.enrich"
 
 
 def enrich(message: MessageReceived, prediction: Prediction, model: ModelInfo) -> MessageEnriched:
-    """Pure: the enriched event for ``message`` given what the model predicted."""
-    flags = tuple(sorted({*prediction.flags, *message.flags}))
+    """Pure: the enriched event for ``message`` given what the model predicted.
+
+    ``model`` is the adapter's own identity; a prediction that names another model
+    (a fallback link answered) records that one, with the links passed over.
+    """
+    used = prediction.model or model
+    fallback = ("model_fallback",) if used.fallbacks else ()
+    flags = tuple(sorted({*prediction.flags, *message.flags, *fallback}))
     return MessageEnriched(
         envelope=caused_envelope(
-            message.envelope, MessageEnriched, producer=PRODUCER, producer_version=model.version
+            message.envelope, MessageEnriched, producer=PRODUCER, producer_version=used.version
         ),
         message_id=message.message_id,
         channel=message.channel,
@@ -23,6 +29,6 @@ def enrich(message: MessageReceived, prediction: Prediction, model: ModelInfo) -
         language=prediction.language,
         intents=prediction.intents,
         sentiment=prediction.sentiment,
-        model=model,
+        model=used,
         flags=flags,
     )

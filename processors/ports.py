@@ -22,6 +22,9 @@ class Prediction:
     sentiment: Sentiment
     language: str = "und"
     flags: tuple[str, ...] = ()
+    #: The model that produced this prediction when it is not the adapter's own
+    #: ``info`` (a fallback chain answers from whichever link worked).
+    model: ModelInfo | None = None
 
 
 class IntentSentimentModel(Protocol):

@@ -10,6 +10,7 @@ byte-identical outputs (see ``processors.conversation.handle``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import time
@@ -40,6 +41,8 @@ def create_app(
     topics = Topics(settings.topic_prefix)
     steps = Steps(codec or AvroCodec(), topics, model)
     steps.on_rejected = lambda e: metrics.DEAD_LETTERS.labels(e.stage, e.error_type).inc()
+    datadir = settings.data_dir / "faust" / settings.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -55,7 +58,7 @@ def create_app(
         web_enabled=False,
         table_standby_replicas=0,
         topic_disable_leader=True,
-        datadir=str(settings.data_dir / "faust" / settings.app_id),
+        datadir=str(datadir),
     )
 
     def topic(name: str) -> Any:
@@ -73,6 +76,7 @@ def create_app(
         use_partitioner=True,
     )
     positions: dict[tuple[str, int], int] = {}
+    inference = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inference")
     out_counters = {name: metrics.EVENTS_OUT.labels(name) for name in topics.all()}
     in_counters = {name: metrics.EVENTS_IN.labels(name, "live") for name in topics.all()}
     enrich_time = metrics.PROCESSING.labels("enrich")
@@ -98,20 +102,31 @@ def create_app(
             name, msg.partition, msg.offset, event.key, event.value, int(msg.timestamp * 1000)
         )
 
-    @app.agent(inbound, name="enrich")  # type: ignore[untyped-decorator]
     async def enrich_agent(stream: Any) -> None:
         batches = stream.take_events(settings.batch_max, within=settings.batch_within_s)
         async for events in batches:
             started = time.perf_counter()
-            outputs = steps.enrich_records([record_of(e, topics.inbound) for e in events])
+            records = [record_of(e, topics.inbound) for e in events]
+            # inference runs off the event loop (onnxruntime releases the GIL), so
+            # consuming, deciding and producing go on meanwhile
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                inference, steps.enrich_records, records
+            )
             await publish(outputs)
             enrich_time.observe((time.perf_counter() - started) / len(events))
 
-    @app.agent(enriched, name="decide")  # type: ignore[untyped-decorator]
     async def decide_agent(stream: Any) -> None:
         batches = stream.take_events(settings.batch_max, within=settings.batch_within_s)
         async for events in batches:
             await decide_batch(events)
+
+    roles = {r.strip() for r in settings.worker_agents.split(",") if r.strip()}
+    if unknown := roles - {"enrich", "decide"}:
+        raise ValueError(f"unknown worker agents {sorted(unknown)}; use enrich and/or decide")
+    if "enrich" in roles:
+        app.agent(inbound, name="enrich")(enrich_agent)
+    if "decide" in roles:
+        app.agent(enriched, name="decide")(decide_agent)
 
     async def decide_batch(events: list[Any]) -> None:
         """Decide a batch; write states only once every output is acknowledged.

@@ -30,6 +30,12 @@ def _register_subcommands() -> None:
 
     app.add_typer(analytics_app, name="analytics", help="Query the analytics store (ClickHouse).")
     app.add_typer(projections_app, name="projections", help="Run and rebuild the projections.")
+    from models.cli import register as register_models
+
+    register_models(app)
+    from kb.cli import kb_app
+
+    app.add_typer(kb_app, name="kb", help="Knowledge base: ingest articles, search, evaluate.")
 
 
 _register_subcommands()

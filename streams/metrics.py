@@ -16,8 +16,8 @@ DECISIONS = Counter(
 )
 FALLBACKS = Counter(
     "casestream_fallbacks_total",
-    "Times a component fell back to the next link.",
-    ["component", "to"],
+    "Times a component passed over a link of its fallback chain, and why.",
+    ["component", "link", "to", "reason"],
 )
 PROCESSING = Histogram(
     "casestream_processing_seconds",

@@ -20,7 +20,25 @@ class Settings(BaseSettings):
     schema_registry_url: str | None = Field(
         None, description="Confluent-compatible registry URL; unset = in-process registry."
     )
-    model: str = Field("baseline", description="Model adapter: baseline (more in issue 3).")
+    model: str = Field(
+        "local,baseline",
+        description=(
+            "Model adapters, first choice first: triton, local, baseline. Several = a"
+            " fallback chain with a timeout and circuit breaker per link."
+        ),
+    )
+    model_variant: str = Field("int8", description="Enrich model variant: int8 or fp32.")
+    model_max_batch: int = Field(32, ge=1, description="Texts per inference run.")
+    model_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
+    model_timeout_s: float = Field(2.0, gt=0, description="Timeout of each non-final link.")
+    model_breaker_failures: int = Field(3, ge=1, description="Failures that open a circuit.")
+    model_breaker_reset_s: float = Field(30.0, gt=0, description="Open circuit's cool-down.")
+    triton_url: str = Field("127.0.0.1:18001", description="Triton gRPC address.")
+    triton_model: str = Field("casestream_enrich", description="Triton model name.")
+    worker_agents: str = Field(
+        "enrich,decide",
+        description="Agents this worker runs: enrich (model nodes), decide, or both.",
+    )
     commit_interval_s: float = Field(0.5, gt=0, description="Consumer offset commit interval.")
     producer_linger_ms: int = Field(10, ge=0, description="Producer linger for output batching.")
     batch_max: int = Field(256, ge=1, description="Most records an agent takes at once.")

@@ -14,6 +14,7 @@ from events.conversation import (
 from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade, ReplyRequested
 from events.delivery import EventRejected, ReplyDelivered
 from events.enrichment import MessageEnriched
+from events.knowledge import KnowledgeIngested
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -44,6 +45,9 @@ DECISIONS = TopicSpec("conversations.decisions", "DecisionMade and Clarification
 OUTBOUND = TopicSpec("conversations.outbound", "ReplyRequested, for connectors to deliver.")
 DELIVERIES = TopicSpec("conversations.deliveries", "ReplyDelivered, written by connectors.")
 CASES = TopicSpec("conversations.cases", "CaseEscalated, for the CRM projection.")
+KNOWLEDGE = TopicSpec(
+    "knowledge", "KnowledgeIngested, one per article version.", key="tenant_id/kb:article_id"
+)
 DEADLETTER = TopicSpec(
     "deadletter", "EventRejected: undecodable or failed records.", retention_ms=30 * DAY_MS
 )
@@ -55,6 +59,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     OUTBOUND,
     DELIVERIES,
     CASES,
+    KNOWLEDGE,
     DEADLETTER,
 )
 
@@ -71,6 +76,7 @@ ROUTES: dict[type[Event], TopicSpec] = {
     ReplyDelivered: DELIVERIES,
     CaseEscalated: CASES,
     EventRejected: DEADLETTER,
+    KnowledgeIngested: KNOWLEDGE,
 }
 
 #: Lifecycle events the enrich stage forwards unchanged to the enriched topic so the

@@ -31,6 +31,7 @@ def unique_settings(bootstrap: str, **overrides: Any) -> Settings:
         "app_id": f"{tag}-agent",
         "worker_metrics_port": 0,
         "partitions": 4,
+        "model": "baseline",  # the policy tests' expectations; model tests override
     }
     values.update(overrides)
     return Settings(**values)
@@ -45,6 +46,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "partitions",
         "worker_metrics_port",
         "commit_interval_s",
+        "model",
+        "worker_agents",
+        "model_variant",
+        "model_max_batch",
+        "model_threads",
+        "triton_url",
+        "model_timeout_s",
+        "batch_max",
+        "batch_within_s",
     ):
         env[f"CASESTREAM_{name.upper()}"] = str(getattr(settings, name))
     return env
@@ -128,8 +138,15 @@ class TopicWatcher:
                 "enable.auto.commit": False,
             }
         )
-        meta = self._consumer.list_topics(topic, timeout=10)
-        parts = sorted(meta.topics[topic].partitions)
+        parts: list[int] = []
+        deadline = time.monotonic() + 30
+        while not parts:  # a topic created a moment ago may not be in the metadata yet
+            meta = self._consumer.list_topics(topic, timeout=10)
+            parts = sorted(meta.topics[topic].partitions)
+            if not parts:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"topic {topic} has no partitions")
+                time.sleep(0.1)
         self._consumer.assign([TopicPartition(topic, p, 0) for p in parts])
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -56,6 +56,7 @@ from streams.services.redis import (
     redis_status,
     redis_up,
 )
+from streams.services.triton import TritonAddress, triton_down, triton_status, triton_up
 
 __all__ = [
     "DEFAULT_KAFKA_CONTROLLER_PORT",
@@ -74,6 +75,7 @@ __all__ = [
     "REPO_ROOT",
     "ServiceError",
     "ServiceStatus",
+    "TritonAddress",
     "ensure_kafka_jars",
     "kafka_bootstrap",
     "kafka_controller_port",
@@ -94,4 +96,7 @@ __all__ = [
     "redis_up",
     "redis_url",
     "status",
+    "triton_down",
+    "triton_status",
+    "triton_up",
 ]

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import struct
 import typing
+from datetime import date
 
 import pytest
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ from events.conversation import (
 )
 from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade, ReplyRequested
 from events.delivery import EventRejected, ReplyDelivered
+from events.knowledge import KnowledgeIngested
 from tests.factories import MODEL, enriched, received
 
 CODEC = AvroCodec()
@@ -93,6 +95,18 @@ def samples() -> list[Event]:
             error_type="DecodeError",
             original_key=b"k",
             original_value=b"\x00\xff",
+        ),
+        KnowledgeIngested(
+            envelope=env(KnowledgeIngested),
+            article_id="kb-api-rate-limits",
+            version=2,
+            title="API rate limits",
+            product_area="TECHNICAL/API",
+            updated=date(2026, 9, 2),
+            content_sha256="0" * 64,
+            status="current",
+            passage_ids=("kb-api-rate-limits@v2#0",),
+            notes=("supersedes v1",),
         ),
     ]
 

@@ -1,0 +1,1 @@
+"""Model-serving adapters behind processors.ports.IntentSentimentModel."""
