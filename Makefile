@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12
 N      ?= 50000
 
 .PHONY: help install demo test test-unit test-integration lint up down status redis-install models \
-        chromium-install bench-analytics \
+        chromium-install bench-analytics bench-models \
         kafka-jars bench-backbone worker serve clean
 
 help:  ## list the targets
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install casestream with its pinned dependencies
 
-demo: install  ## run the blueprint's conversations on the embedded default (no broker needed)
+demo: install models  ## run the blueprint's conversations on the embedded default (no broker needed)
 	$(BIN)/casestream demo
 
 redis-install:  ## install Debian's redis-server if it is missing
@@ -104,6 +104,9 @@ test: install redis-install chromium-install kafka-jars models triton-env  ## ev
 
 bench-backbone: install kafka-jars  ## live-driver throughput/latency/exactly-once figures (N=50000)
 	$(BIN)/python bench/backbone.py --messages $(N)
+
+bench-models: install kafka-jars models triton-env  ## enrich model bare (int8/fp32), through the live driver and through Triton; ratio
+	$(BIN)/python bench/models.py --messages $(or $(MESSAGES),20000)
 
 bench-analytics: install kafka-jars redis-install  ## Kafka -> ClickHouse ingest, dashboard p95, Redis updates/s (N=1000000)
 	$(BIN)/python bench/analytics.py --events $(or $(EVENTS),1000000)

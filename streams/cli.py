@@ -33,6 +33,10 @@ def _register_subcommands() -> None:
     from models.cli import register as register_models
 
     register_models(app)
+    from agent.evaluate import eval_conversations_command
+    from models.cli import eval_app
+
+    eval_app.command("conversations")(eval_conversations_command)
     from kb.cli import kb_app
 
     app.add_typer(kb_app, name="kb", help="Knowledge base: ingest articles, search, evaluate.")
@@ -179,7 +183,7 @@ def replay(
 
 
 @app.command()
-def up(only: Annotated[str | None, typer.Option(help="kafka or redis")] = None) -> None:
+def up(only: Annotated[str | None, typer.Option(help="kafka, redis or triton")] = None) -> None:
     """Start the local Kafka broker (KRaft) and Redis on 127.0.0.1."""
     from streams import services
 
@@ -188,10 +192,10 @@ def up(only: Annotated[str | None, typer.Option(help="kafka or redis")] = None) 
 
 @app.command()
 def down(
-    only: Annotated[str | None, typer.Option(help="kafka or redis")] = None,
+    only: Annotated[str | None, typer.Option(help="kafka, redis or triton")] = None,
     wipe: Annotated[bool, typer.Option(help="Delete their data too.")] = False,
 ) -> None:
-    """Stop the local Kafka broker and Redis."""
+    """Stop the local Kafka broker, Redis and (if running) Triton."""
     from streams import services
 
     args = ["down", *(["--only", only] if only else []), *(["--wipe"] if wipe else [])]

@@ -71,7 +71,10 @@ def _source_extras(source: Path) -> dict[str, Any]:
     for candidate in (source.parent / MANIFEST, source.parent.parent / MANIFEST):
         if candidate.is_file():
             data = json.loads(candidate.read_text())
-            return {k: data[k] for k in ("training_data", "metrics") if k in data}
+            extras = {k: data[k] for k in ("training_data", "metrics") if k in data}
+            if "training_data" not in extras and "data" in data:  # the heads' manifests
+                extras["training_data"] = data["data"]
+            return extras
     return {}
 
 

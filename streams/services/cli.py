@@ -18,6 +18,7 @@ from streams.services.redis import (
     redis_status,
     redis_up,
 )
+from streams.services.triton import triton_down, triton_status, triton_up
 
 
 def status(root: Path = REPO_ROOT) -> list[ServiceStatus]:
@@ -43,7 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Start, stop or inspect the local Kafka broker and Redis server.",
     )
     parser.add_argument("command", choices=["up", "down", "status", "jars"])
-    parser.add_argument("--only", choices=["kafka", "redis"], help="act on one service only")
+    parser.add_argument(
+        "--only",
+        choices=["kafka", "redis", "triton"],
+        help="act on one service only (triton: `up` starts it only when named)",
+    )
     parser.add_argument(
         "--wipe",
         action="store_true",
@@ -53,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     want_kafka = args.only in (None, "kafka")
     want_redis = args.only in (None, "redis")
+    want_triton = args.only == "triton"
 
     try:
         if args.command == "jars":
@@ -64,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 entries.append(kafka_status())
             if want_redis:
                 entries.append(redis_status())
+            if want_triton or (args.only is None and triton_status().pid is not None):
+                entries.append(triton_status())
             _print_status(entries)
             healthy = all(
                 e.answering or (e.name == "redis" and args.only is None and not redis_available())
@@ -75,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say("kafka", "not running")
             if want_redis and not redis_down(wipe=args.wipe):
                 say("redis", "not running")
+            if (want_triton or args.only is None) and not triton_down() and want_triton:
+                say("triton", "not running")
+            return 0
+        if want_triton:
+            say("triton", f"up: gRPC {triton_up(timeout=args.timeout)}")
             return 0
         # up
         if args.wipe:
