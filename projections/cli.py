@@ -129,21 +129,18 @@ def run(name: NameArg, every: float = 2.0) -> None:
 
 @projections_app.command()
 def rebuild(name: NameArg) -> None:
-    """Delete NAME's keys for the topic prefix, replay from offset 0 to the end, print counts."""
-    settings, projection = _build(name)
+    """Replay NAME from offset 0 into a fresh store, swap it in, remove the old one; print
+    counts (see ``projections.rebuild``)."""
+    from projections.rebuild import REBUILDS
+
+    if name not in REBUILDS:
+        known = ", ".join(sorted(REBUILDS))
+        raise typer.BadParameter(f"unknown projection {name!r}; choose one of: {known}")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     started = time.monotonic()
-    try:
-        deleted = projection.wipe()
-        typer.echo(f"{name}: deleted {deleted} keys")
-        stats, restarts = follow(settings, projection, until_caught_up=True)
-        summary = projection.summary()
-    finally:
-        projection.close()
-    took = time.monotonic() - started
-    typer.echo(f"{name}: rebuilt in {took:.1f}s; {_line(stats)}")
-    counts = {"deleted_keys": deleted, "applied": stats.applied, **summary}
-    counts.update(undecodable=stats.undecodable, retries=stats.retries, restarts=restarts)
-    typer.echo(json.dumps(counts, sort_keys=True))
+    report = REBUILDS[name](load_settings())
+    typer.echo(f"{name}: rebuilt in {time.monotonic() - started:.1f}s; live: {report['live']}")
+    typer.echo(json.dumps(report, sort_keys=True, default=str))
 
 
 def _line(stats: RunStats) -> str:

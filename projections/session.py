@@ -163,12 +163,26 @@ def _escape(part: str) -> str:
     return part.replace("%", "%25").replace(":", "%3A")
 
 
-class SessionKeys:
-    """The Redis key scheme of one topic prefix."""
+def live_key(topic_prefix: str) -> str:
+    """The key naming the live generation of ``topic_prefix``'s session keys (absent or
+    empty: the first generation, keys without a generation tag)."""
+    return f"cs:projection:{NAME}:{topic_prefix}:live"
 
-    def __init__(self, topic_prefix: str) -> None:
-        self.namespace = f"cs:{topic_prefix}:"
-        self.positions = f"cs:projection:{NAME}:{topic_prefix}:positions"
+
+class SessionKeys:
+    """The Redis key scheme of one topic prefix and generation (``rebuild`` fills a new
+    generation, then points :func:`live_key` at it)."""
+
+    def __init__(self, topic_prefix: str, generation: str = "") -> None:
+        tag = f"~{generation}" if generation else ""  # '~' is never in a topic name
+        self.generation = generation
+        self.namespace = f"cs:{topic_prefix}{tag}:"
+        self.positions = f"cs:projection:{NAME}:{topic_prefix}{tag}:positions"
+
+    @classmethod
+    def live(cls, client: Any, topic_prefix: str) -> SessionKeys:
+        """The keys of the generation :func:`live_key` names now."""
+        return cls(topic_prefix, _text(client.get(live_key(topic_prefix)) or ""))
 
     def conversation(self, tenant_id: str, conversation_id: str) -> str:
         return f"{self.namespace}{_escape(tenant_id)}:conv:{_escape(conversation_id)}"
@@ -262,13 +276,27 @@ class SessionProjection:
     """Conversation session state in Redis (see the module docstring for the contract)."""
 
     name = NAME
+    concurrent_write = True  # redis-py clients are thread-safe
+    max_batch = 2000  # one batch is one Lua script: it blocks Redis while it runs
 
     def __init__(
-        self, redis_client: redis.Redis, settings: Settings, *, recent_ids: int = RECENT_IDS
+        self,
+        redis_client: redis.Redis,
+        settings: Settings,
+        *,
+        recent_ids: int = RECENT_IDS,
+        generation: str | None = None,
     ) -> None:
         self.redis = redis_client
         self.settings = settings
-        self.keys = SessionKeys(settings.topic_prefix)
+        #: None: follow the live generation (looked up again by positions(), so a swap
+        #: by a rebuild reaches a running projection as a rewind); else this generation.
+        self.generation = generation
+        self.keys = (
+            SessionKeys(settings.topic_prefix, generation)
+            if generation is not None
+            else SessionKeys.live(redis_client, settings.topic_prefix)
+        )
         self.recent_ids = recent_ids
         #: Records of the last batch / of every batch: applied, duplicate, stale, ignored.
         self.last: dict[str, int] = {}
@@ -278,7 +306,9 @@ class SessionProjection:
         self._stored: dict[str, int] = {}  # what this instance knows the store holds
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SessionProjection:
+    def from_settings(
+        cls, settings: Settings, *, generation: str | None = None
+    ) -> SessionProjection:
         """A projection on its own client to ``settings.redis_url``. The client retries once
         at once (a pooled socket to a restarted server); the runner does the backing off."""
         client = redis.Redis.from_url(
@@ -288,13 +318,17 @@ class SessionProjection:
             socket_connect_timeout=2,
             retry=Retry(NoBackoff(), 1),
         )
-        return cls(client, settings)
+        return cls(client, settings, generation=generation)
 
     def topics(self) -> list[str]:
         t = self._topics
         return [t.inbound, t.enriched, t.decisions, t.cases, t.deliveries]
 
     def positions(self) -> Position:
+        if self.generation is None:
+            keys = SessionKeys.live(self.redis, self.settings.topic_prefix)
+            if keys.generation != self.keys.generation:
+                self.keys, self._stored = keys, {}
         stored = {_text(k): int(v) for k, v in self.redis.hgetall(self.keys.positions).items()}
         self._stored = dict(stored)
         out: Position = {}
@@ -370,6 +404,12 @@ class SessionProjection:
         if chunk:
             deleted += int(self.redis.delete(*chunk))
         return deleted
+
+    def promote(self) -> str:
+        """Make this projection's generation the live one (one SET); returns the one
+        that was live before."""
+        key = live_key(self.settings.topic_prefix)
+        return _text(self.redis.set(key, self.keys.generation, get=True) or "")
 
     def summary(self) -> dict[str, int]:
         """Conversations held for this prefix, in total and by status."""

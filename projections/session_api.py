@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
-from projections.session import SessionKeys
+from projections.session import SessionKeys, live_key
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ def state_router(
     *,
     topic_prefix: str,
 ) -> APIRouter:
-    """The state route, reading the keys of ``topic_prefix``'s session projection."""
-    keys = SessionKeys(topic_prefix)
+    """The state route, reading the keys of the live generation of ``topic_prefix``'s
+    session projection."""
     router = APIRouter(tags=["agent console"])
 
     @router.get(
@@ -137,6 +137,10 @@ def state_router(
         if client is None:
             return _error(503, "state_unavailable", unavailable)
         try:
+            generation = await client.get(live_key(topic_prefix))
+            if isinstance(generation, bytes):
+                generation = generation.decode()
+            keys = SessionKeys(topic_prefix, generation or "")
             raw = await client.hgetall(keys.conversation(tenant, conversation_id))
         except RedisError as exc:
             log.warning("session state of %s unavailable: %r", conversation_id, exc)

@@ -14,8 +14,9 @@ How the port maps onto the client, and why:
 * :meth:`query` reads ``JSONEachRow`` (raw bytes), as the chdb adapter does, so both
   adapters give the same JSON types (datetimes as text, ``None`` for NULL and NaN) and
   every KPI compares equal across them; 64-bit integers are asked unquoted;
-* :meth:`insert_events` sends Native blocks (typed columns, lz4-compressed by the
-  client), one INSERT per prefix-safe run, as the chdb adapter does.
+* :meth:`insert_batch` stages the batch with one ``INSERT ... FORMAT Arrow`` (the
+  client's ``insert_arrow``) and runs the same statements as the chdb adapter
+  (:func:`~projections.analytics.store.write_batch`).
 """
 
 from __future__ import annotations
@@ -24,17 +25,20 @@ import json
 import re
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from projections.analytics.rows import EventRow, prefix_safe_runs
-from projections.analytics.sql import EVENTS_TABLE, POSITIONS_SQL, ch_datetime
+from projections.analytics.columns import EventBatch, batch_of_rows
+from projections.analytics.rows import EventRow
+from projections.analytics.sql import STAGE_TABLE, ch_datetime
 from projections.analytics.store import (
     Params,
     Position,
     StoreQueryError,
     StoreUnavailable,
     first_line,
+    read_positions,
+    write_batch,
 )
 
 #: Output settings that make the server's JSON the same as chdb's defaults.
@@ -118,23 +122,17 @@ class ClickHouseConnectStore:
         text = bytes(raw).decode("utf-8")
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
+    def insert_batch(self, batch: EventBatch) -> None:
+        write_batch(self, batch, self._stage)
+
+    def _stage(self, table: Any) -> None:
+        self._call("insert_arrow", STAGE_TABLE, table)
+
     def insert_events(self, rows: Sequence[EventRow]) -> None:
-        if not rows:
-            return
-        names = list(rows[0])
-        context = self._call("create_insert_context", EVENTS_TABLE, column_names=names)
-        stamps = [i for i, t in enumerate(context.column_types) if t.name.startswith("DateTime")]
-        for run in prefix_safe_runs(rows):
-            data = [list(row.values()) for row in run]
-            for line in data:
-                for i in stamps:
-                    line[i] = _utc(line[i])
-            context.data = data
-            self._call("insert", context=context)
+        self.insert_batch(batch_of_rows(rows))
 
     def positions(self) -> Position:
-        rows = self.query(POSITIONS_SQL)
-        return {(r["topic"], int(r["partition"])): int(r["next"]) for r in rows}
+        return read_positions(self)
 
     def close(self) -> None:
         with self._lock:
@@ -147,13 +145,6 @@ class ClickHouseConnectStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _utc(text: object) -> object:
-    # Rows carry DateTime64(3, 'UTC') as text; Native columns want aware datetimes.
-    if isinstance(text, str):
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
-    return text
 
 
 def _redacted(url: str) -> str:

@@ -26,8 +26,8 @@ from typing import Annotated, Any, NamedTuple
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
-from projections.analytics.kpis import KpiParams, compute_kpis, kpi_params
-from projections.analytics.sql import named_queries
+from projections.analytics.kpis import KpiParams, KpiReport, compute_kpis, kpi_params
+from projections.analytics.sql import named_queries, rollup_queries, whole_hours
 from projections.analytics.store import AnalyticsStore
 
 StoreFactory = Callable[[], AnalyticsStore]
@@ -88,13 +88,30 @@ def list_tenants(store: AnalyticsStore) -> list[str]:
 
 
 def hourly_series(
-    store: AnalyticsStore, tenant: str, since: datetime, until: datetime, params: KpiParams
+    store: AnalyticsStore,
+    tenant: str,
+    since: datetime,
+    until: datetime,
+    params: KpiParams,
+    report: KpiReport | None = None,
 ) -> dict[str, list[Row]]:
-    """Messages per hour and the sentiment trend per hour (UTC hours)."""
+    """Messages per hour and the sentiment trend per hour (UTC hours); from the rollups
+    when the range is whole hours (always, from the page). The sentiment trend is a
+    table of the KPI report: pass the page's ``report`` and it is not asked again."""
     values = kpi_params(tenant, since, until, params)
+    if whole_hours(since, until):
+        rollups = rollup_queries()
+        messages, sentiment = rollups["messages_hourly"], rollups["sentiment_hourly"]
+    else:
+        messages = dashboard_queries()["messages_hourly"]
+        sentiment = named_queries()["sentiment_hourly"]
+    if report is not None and (report.tenant, report.since, report.until) == (tenant, since, until):
+        sentiment_rows = report.tables["sentiment_hourly"]  # the page has it already
+    else:
+        sentiment_rows = store.query(sentiment, values)
     return {
-        "messages_per_hour": store.query(dashboard_queries()["messages_hourly"], values),
-        "sentiment_per_hour": store.query(named_queries()["sentiment_hourly"], values),
+        "messages_per_hour": store.query(messages, values),
+        "sentiment_per_hour": sentiment_rows,
     }
 
 
@@ -240,12 +257,21 @@ def _when(text: str | None, default: datetime, name: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def whole_hours_around(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """[since, until) widened to whole UTC hours: the page shows hours, and whole hours
+    are what the rollups answer (``rollups.sql``)."""
+    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    end = until.astimezone(UTC)
+    floor = end.replace(minute=0, second=0, microsecond=0)
+    return start, floor if floor == end else floor + timedelta(hours=1)
+
+
 def _range(since: str | None, until: str | None) -> tuple[datetime, datetime]:
     end = _when(until, datetime.now(UTC).replace(microsecond=0), "until")
     start = _when(since, end - timedelta(days=DEFAULT_DAYS), "since")
     if end <= start:
         raise HTTPException(400, "until must be after since")
-    return start, end
+    return whole_hours_around(start, end)
 
 
 def select(
@@ -281,7 +307,7 @@ def create_dashboard(store_factory: StoreFactory, params: KpiParams | None = Non
     @app.get("/", response_class=HTMLResponse)
     def page(sel: Selected) -> str:
         report = compute_kpis(sel.store, sel.tenant, sel.since, sel.until, knobs)
-        series = hourly_series(sel.store, sel.tenant, sel.since, sel.until, knobs)
+        series = hourly_series(sel.store, sel.tenant, sel.since, sel.until, knobs, report)
         return render_page(sel, report.summary, series)
 
     @app.get("/api/tenants")

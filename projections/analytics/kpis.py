@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from projections.analytics.sql import named_queries
+from projections.analytics.sql import kpi_queries
 from projections.analytics.store import AnalyticsStore
 
 #: The breakdown tables of a report, in display order (summary is the one-row query).
@@ -66,12 +66,13 @@ def compute_kpis(
     until: datetime,
     params: KpiParams | None = None,
 ) -> KpiReport:
-    """Run every KPI query for one tenant and range (one query per table)."""
+    """Run every KPI query for one tenant and range (one query per table): over the
+    rollups when the range is whole UTC hours, else over the raw events."""
     params = params or KpiParams()
     if until <= since:
         raise ValueError(f"empty range: until ({until}) is not after since ({since})")
     values = kpi_params(tenant, since, until, params)
-    queries = named_queries()
+    queries = kpi_queries(since, until)
     summary = store.query(queries["summary"], values)[0]
     tables = {name: store.query(queries[name], values) for name in BREAKDOWNS}
     return KpiReport(tenant, since, until, params, summary, tables)

@@ -74,3 +74,248 @@ FROM analytics.events FINAL
 WHERE tenant_id = {tenant:String}
   AND occurred_at >= {since:DateTime64(3, 'UTC')}
   AND occurred_at < {until:DateTime64(3, 'UTC')};
+
+-- The ingest path (see store.py). Per batch:
+--   1. the batch goes into analytics.stage (one row per record: event id, type and time,
+--      the record's position, the whole event as JSON decoded from Avro by the
+--      projection);
+--   2. INSERT INTO analytics.events_in SELECT the staged events whose (occurred_at,
+--      event_id) is not in analytics.event_ids yet, one copy per event id: only
+--      first-seen events go on, so everything below counts each event once;
+--   3. the position (next offset per topic partition) goes into analytics.positions.
+-- Step 2 is one INSERT: events_in (Null) -> events_in_mv derives the typed columns from
+-- the JSON -> events_new (Null) -> views into analytics.events, analytics.event_ids
+-- and the rollups. The position is written last, so a crash before it only makes the
+-- runner read the batch again, and step 2 then finds every event already stored.
+-- (ClickHouse does not make the targets of one INSERT atomic together: a process dying
+-- inside step 2 can leave a rollup short of that batch; `casestream projections
+-- rebuild analytics` restores it.)
+CREATE TABLE IF NOT EXISTS analytics.stage
+(
+    event_id         String,
+    event_type       LowCardinality(String),
+    occurred_at      DateTime64(3, 'UTC'),
+    record_time      DateTime64(3, 'UTC'),
+    source_topic     LowCardinality(String),
+    source_partition UInt32,
+    source_offset    UInt64,
+    payload          String
+)
+ENGINE = Memory;
+
+CREATE TABLE IF NOT EXISTS analytics.events_in AS analytics.stage ENGINE = Null;
+
+CREATE TABLE IF NOT EXISTS analytics.events_new AS analytics.events ENGINE = Null;
+
+-- Every stored event id, ordered by time: an event id fixes occurred_at, so the
+-- dedup lookup of a batch reads only the granules around the batch's times.
+CREATE TABLE IF NOT EXISTS analytics.event_ids
+(
+    occurred_at DateTime64(3, 'UTC'),
+    event_id    String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (occurred_at, event_id);
+
+-- Next offset per (topic, partition), written after the batch's data.
+CREATE TABLE IF NOT EXISTS analytics.positions
+(
+    source_topic     LowCardinality(String),
+    source_partition UInt32,
+    next             UInt64
+)
+ENGINE = ReplacingMergeTree(next)
+ORDER BY (source_topic, source_partition);
+
+-- The JSON is parsed once, into a tuple of every field any mapping reads (a field an
+-- event type does not have comes out as its default and is not used for that type).
+-- The mapping is rows.row_for's; a unit test checks that both give the same rows.
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.events_in_mv TO analytics.events_new AS
+WITH JSONExtract(payload, 'Tuple(
+        envelope Tuple(event_id String, schema_version UInt16, tenant_id String,
+                       conversation_id String, correlation_id String,
+                       causation_id Nullable(String), producer String),
+        message_id String, channel String, action String, reason String,
+        intent Nullable(String), confidence Nullable(Float64), sentiment_label String,
+        frustration Nullable(Float64), rating Nullable(Int16), resolved Nullable(Bool),
+        priority String, case_id String, kind String, status String,
+        intents Array(Tuple(label String, score Nullable(Float64))),
+        sentiment Tuple(label String, valence Nullable(Float64), frustration Nullable(Float64)),
+        model Tuple(name String, version String))') AS j
+SELECT
+    event_id,
+    event_type,
+    j.envelope.schema_version AS schema_version,
+    j.envelope.tenant_id AS tenant_id,
+    j.envelope.conversation_id AS conversation_id,
+    occurred_at,
+    j.envelope.correlation_id AS correlation_id,
+    ifNull(j.envelope.causation_id, '') AS causation_id,
+    j.envelope.producer AS producer,
+    if(event_type IN ('MessageReceived', 'MessageEnriched', 'DecisionMade',
+                      'ClarificationRequested', 'ReplyRequested', 'CaseEscalated'),
+       j.message_id, '') AS message_id,
+    if(event_type IN ('ConversationStarted', 'MessageReceived', 'MessageEnriched',
+                      'ReplyRequested', 'ReplyDelivered'), j.channel, '') AS channel,
+    if(event_type = 'DecisionMade', j.action, '') AS action,
+    if(event_type IN ('DecisionMade', 'CaseEscalated', 'ConversationClosed', 'EventRejected'),
+       j.reason, '') AS reason,
+    multiIf(event_type = 'MessageEnriched', if(empty(j.intents), '', j.intents[1].label),
+            event_type IN ('DecisionMade', 'CaseEscalated'), ifNull(j.intent, ''),
+            '') AS intent,
+    multiIf(event_type = 'MessageEnriched', if(empty(j.intents), NULL, j.intents[1].score),
+            event_type IN ('DecisionMade', 'CaseEscalated'), j.confidence,
+            NULL) AS confidence,
+    multiIf(event_type = 'MessageEnriched', j.sentiment.label,
+            event_type = 'DecisionMade', j.sentiment_label, '') AS sentiment_label,
+    multiIf(event_type = 'MessageEnriched', j.sentiment.frustration,
+            event_type = 'DecisionMade', j.frustration, NULL) AS frustration,
+    if(event_type = 'MessageEnriched', j.sentiment.valence, NULL) AS valence,
+    if(event_type = 'FeedbackReceived', j.rating, NULL) AS rating,
+    if(event_type = 'ConversationClosed', j.resolved, NULL) AS resolved,
+    if(event_type = 'CaseEscalated', j.priority, '') AS priority,
+    if(event_type = 'CaseEscalated', j.case_id, '') AS case_id,
+    if(event_type = 'ReplyRequested', j.kind, '') AS reply_kind,
+    if(event_type = 'ReplyDelivered', j.status, '') AS delivery_status,
+    if(event_type IN ('MessageEnriched', 'DecisionMade'), j.model.name, '') AS model_name,
+    if(event_type IN ('MessageEnriched', 'DecisionMade'), j.model.version, '') AS model_version,
+    record_time,
+    source_topic,
+    source_partition,
+    source_offset,
+    payload
+FROM analytics.events_in;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.events_store_mv TO analytics.events AS
+SELECT * FROM analytics.events_new;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.event_ids_mv TO analytics.event_ids AS
+SELECT occurred_at, event_id FROM analytics.events_new;
+
+-- Rollups: what the dashboard and the KPIs read for whole-hour ranges (rollups.sql),
+-- fed through the Null table rollup_feed by views over first-seen events only, so plain
+-- sums are exact. Hours are toStartOfHour(occurred_at), UTC; derived events carry their
+-- cause's occurred_at. Recomputing them (store.refresh_rollups): truncate the rollup
+-- tables, INSERT INTO analytics.rollup_feed SELECT * FROM analytics.events FINAL.
+CREATE TABLE IF NOT EXISTS analytics.rollup_feed AS analytics.events ENGINE = Null;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_feed_mv TO analytics.rollup_feed AS
+SELECT * FROM analytics.events_new;
+
+-- Counts per tenant, hour and one of these metrics (k1, k2: its dimensions):
+--   type       k1 event type, k2 model name (MessageEnriched, DecisionMade)
+--   action     k1 DecisionMade action
+--   escalation k1 reason, k2 priority (CaseEscalated)
+--   intent     k1 top intent (MessageEnriched)
+--   channel    k1 channel (MessageReceived)
+--   sentiment  k1 label (MessageEnriched); s1/c1 frustration sum/count, s2/c2 valence
+--   rating     k1 rating (FeedbackReceived); s1 rating sum
+CREATE TABLE IF NOT EXISTS analytics.rollup_hourly
+(
+    tenant_id LowCardinality(String),
+    hour      DateTime('UTC'),
+    metric    LowCardinality(String),
+    k1        LowCardinality(String),
+    k2        LowCardinality(String),
+    n         UInt64,
+    s1        Float64,
+    c1        UInt64,
+    s2        Float64,
+    c2        UInt64
+)
+ENGINE = SummingMergeTree((n, s1, c1, s2, c2))
+PARTITION BY toYYYYMM(hour)
+ORDER BY (tenant_id, metric, hour, k1, k2);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_hourly_mv TO analytics.rollup_hourly AS
+SELECT
+    tenant_id,
+    toStartOfHour(occurred_at) AS hour,
+    m.1 AS metric,
+    m.2 AS k1,
+    m.3 AS k2,
+    toUInt64(1) AS n,
+    m.4 AS s1,
+    m.5 AS c1,
+    m.6 AS s2,
+    m.7 AS c2
+FROM analytics.rollup_feed
+ARRAY JOIN arrayConcat(
+    [('type', toString(event_type), toString(model_name), 0., toUInt64(0), 0., toUInt64(0))],
+    if(event_type = 'DecisionMade',
+       [('action', toString(action), '', 0., toUInt64(0), 0., toUInt64(0))], []),
+    if(event_type = 'CaseEscalated',
+       [('escalation', toString(reason), toString(priority), 0., toUInt64(0), 0., toUInt64(0))],
+       []),
+    if(event_type = 'MessageEnriched',
+       [('intent', toString(intent), '', 0., toUInt64(0), 0., toUInt64(0)),
+        ('sentiment', toString(sentiment_label), '',
+         ifNull(frustration, 0.), toUInt64(isNotNull(frustration)),
+         ifNull(valence, 0.), toUInt64(isNotNull(valence)))], []),
+    if(event_type = 'MessageReceived',
+       [('channel', toString(channel), '', 0., toUInt64(0), 0., toUInt64(0))], []),
+    if(event_type = 'FeedbackReceived' AND rating IS NOT NULL,
+       [('rating', toString(rating), '', toFloat64(assumeNotNull(rating)), toUInt64(1), 0.,
+         toUInt64(0))], [])
+) AS m;
+
+-- Per tenant, hour and conversation: what the conversation-level KPIs need.
+CREATE TABLE IF NOT EXISTS analytics.rollup_conversations
+(
+    tenant_id        LowCardinality(String),
+    hour             DateTime('UTC'),
+    conversation_id  String,
+    n_messages       UInt32,
+    n_replies        UInt32,
+    n_clarifications UInt32,
+    n_escalations    UInt32,
+    n_unresolved     UInt32
+)
+ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(hour)
+ORDER BY (tenant_id, hour, conversation_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_conversations_mv
+TO analytics.rollup_conversations AS
+SELECT
+    tenant_id,
+    toStartOfHour(occurred_at) AS hour,
+    conversation_id,
+    toUInt32(event_type = 'MessageReceived') AS n_messages,
+    toUInt32(event_type = 'DecisionMade' AND action = 'reply') AS n_replies,
+    toUInt32(event_type = 'DecisionMade' AND action = 'clarify') AS n_clarifications,
+    toUInt32(event_type = 'CaseEscalated'
+             OR (event_type = 'DecisionMade' AND action = 'escalate')) AS n_escalations,
+    toUInt32(event_type = 'ConversationClosed' AND resolved = false) AS n_unresolved
+FROM analytics.rollup_feed
+WHERE event_type IN ('MessageReceived', 'DecisionMade', 'CaseEscalated', 'ConversationClosed');
+
+-- Per message: the first MessageReceived and DecisionMade (record time for the latency,
+-- occurred_at for the range). Rows of one message merge (min); a read merges the rows
+-- that have not merged yet (rollups.sql).
+CREATE TABLE IF NOT EXISTS analytics.rollup_messages
+(
+    tenant_id       LowCardinality(String),
+    conversation_id String,
+    message_id      String,
+    received_at     SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))),
+    received_time   SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))),
+    decided_at      SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))),
+    decided_time    SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC')))
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (tenant_id, conversation_id, message_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_messages_mv
+TO analytics.rollup_messages AS
+SELECT
+    tenant_id,
+    conversation_id,
+    message_id,
+    if(event_type = 'MessageReceived', occurred_at, NULL) AS received_at,
+    if(event_type = 'MessageReceived', record_time, NULL) AS received_time,
+    if(event_type = 'DecisionMade', occurred_at, NULL) AS decided_at,
+    if(event_type = 'DecisionMade', record_time, NULL) AS decided_time
+FROM analytics.rollup_feed
+WHERE event_type IN ('MessageReceived', 'DecisionMade') AND message_id != '';

@@ -15,14 +15,40 @@ from importlib import resources
 
 #: The raw table and the tenant-scoped view (qualified: the current database stays empty).
 EVENTS_TABLE = "analytics.events"
-TENANT_VIEW = "analytics.tenant_events"
+#: Where a batch is staged before its first-seen events go on (see schema.sql).
+STAGE_TABLE = "analytics.stage"
+#: The rollup tables (fed by views; emptied and refilled by ``refresh_rollups``).
+ROLLUP_TABLES = (
+    "analytics.rollup_hourly",
+    "analytics.rollup_conversations",
+    "analytics.rollup_messages",
+)
 
-#: Next offset per (topic, partition): the position is part of the data.
-POSITIONS_SQL = f"""
-SELECT source_topic AS topic, source_partition AS partition, max(source_offset) + 1 AS next
-FROM {EVENTS_TABLE}
+#: Step 2 of a batch: the staged events not stored yet, one copy per event id, into
+#: the view chain that fills the raw table, the event-id index and the rollups.
+INSERT_FIRST_SEEN_SQL = f"""
+INSERT INTO analytics.events_in
+SELECT *
+FROM {STAGE_TABLE}
+WHERE (occurred_at, event_id) NOT IN (
+    SELECT occurred_at, event_id
+    FROM analytics.event_ids
+    WHERE (occurred_at, event_id) IN (SELECT occurred_at, event_id FROM {STAGE_TABLE})
+)
+ORDER BY source_topic, source_partition, source_offset
+LIMIT 1 BY event_id
+"""
+
+#: The rollups recomputed from the deduplicated raw table.
+REFILL_ROLLUPS_SQL = f"INSERT INTO analytics.rollup_feed SELECT * FROM {EVENTS_TABLE} FINAL"
+
+#: Stored positions (written after each batch's data).
+STORED_POSITIONS_SQL = """
+SELECT source_topic AS topic, source_partition AS partition, max(next) AS next
+FROM analytics.positions
 GROUP BY source_topic, source_partition
 """
+TENANT_VIEW = "analytics.tenant_events"
 
 #: Widest range a DateTime64(3, 'UTC') holds: "all of time" for an unbounded query.
 TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
@@ -47,15 +73,38 @@ def schema_statements() -> tuple[str, ...]:
     return tuple(s.strip() for s in _END.split(body) if s.strip())
 
 
-@cache
-def named_queries() -> dict[str, str]:
-    """The queries of ``kpis.sql`` by name, without their trailing ``;``."""
-    text = _read("kpis.sql")
-    parts = _NAME.split(text)
+def _named(file: str) -> dict[str, str]:
+    parts = _NAME.split(_read(file))
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         queries[name] = _END.sub("", body.strip()).strip()
     return queries
+
+
+@cache
+def named_queries() -> dict[str, str]:
+    """The queries of ``kpis.sql`` by name, without their trailing ``;``."""
+    return _named("kpis.sql")
+
+
+@cache
+def rollup_queries() -> dict[str, str]:
+    """The queries of ``rollups.sql`` by name: kpis.sql's over the rollup tables."""
+    return _named("rollups.sql")
+
+
+def whole_hours(since: datetime, until: datetime) -> bool:
+    """Whether [since, until) is made of whole UTC hours (then the rollups answer)."""
+    utc = [t.astimezone(UTC) if t.tzinfo is not None else t for t in (since, until)]
+    return all(t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in utc)
+
+
+def kpi_queries(since: datetime, until: datetime) -> dict[str, str]:
+    """The queries that answer for [since, until): the rollups' for whole hours, else the
+    raw table's (``kpis.sql``); both give the same numbers."""
+    if whole_hours(since, until):
+        return rollup_queries()
+    return named_queries()
 
 
 def ch_datetime(value: datetime) -> str:

@@ -17,18 +17,32 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from projections.analytics.rows import EventRow, prefix_safe_runs
-from projections.analytics.sql import EVENTS_TABLE, POSITIONS_SQL, ch_datetime, schema_statements
+from projections.analytics.columns import RAW_SCHEMA, EventBatch, batch_of_rows
+from projections.analytics.rows import EventRow
+from projections.analytics.sql import (
+    INSERT_FIRST_SEEN_SQL,
+    REFILL_ROLLUPS_SQL,
+    ROLLUP_TABLES,
+    STAGE_TABLE,
+    STORED_POSITIONS_SQL,
+    ch_datetime,
+    schema_statements,
+)
 from streams.settings import Settings
 
 Params = Mapping[str, object]
 Position = dict[tuple[str, int], int]
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class StoreUnavailable(RuntimeError):
@@ -55,14 +69,18 @@ class AnalyticsStore(Protocol):
         ``None`` for NULL and NaN, lists for arrays)."""
         ...
 
+    def insert_batch(self, batch: EventBatch) -> None:
+        """Store the batch's events that are not stored yet (by event id) with the
+        rollups, then the batch's positions (:func:`write_batch`). Safe to repeat: a
+        batch written again, whole or in part, changes nothing."""
+        ...
+
     def insert_events(self, rows: Sequence[EventRow]) -> None:
-        """Append rows to ``analytics.events`` so that, if this raises or the process
-        dies half way, what is stored is a prefix of each (topic, partition)'s rows.
-        Rows already stored (same event id) may be inserted again: reads deduplicate."""
+        """:meth:`insert_batch` for row dicts (:func:`~projections.analytics.rows.row_for`)."""
         ...
 
     def positions(self) -> Position:
-        """Next offset per (topic, partition): max stored offset + 1."""
+        """Next offset per (topic, partition) of what is stored."""
         ...
 
     def close(self) -> None:
@@ -74,6 +92,52 @@ def ensure_schema(store: AnalyticsStore) -> None:
     """Apply ``schema.sql`` (idempotent)."""
     for statement in schema_statements():
         store.command(statement)
+
+
+def write_batch(store: AnalyticsStore, batch: EventBatch, stage: Any) -> None:
+    """The write of one batch, the same on every adapter: ``stage(table)`` loads the
+    Arrow table into ``analytics.stage`` (emptied first); the first-seen events go on
+    into the raw table, the event-id index and the rollups (one INSERT); the positions
+    are written last (see ``schema.sql``)."""
+    if batch.table is not None and batch.table.num_rows:
+        store.command(f"TRUNCATE TABLE {STAGE_TABLE}")
+        stage(batch.table)
+        store.command(INSERT_FIRST_SEEN_SQL)
+        store.command(f"TRUNCATE TABLE {STAGE_TABLE}")
+    write_positions(store, batch.positions)
+
+
+def write_positions(store: AnalyticsStore, positions: Position) -> None:
+    if positions:
+        values = ", ".join(
+            f"({_quoted(topic)}, {int(partition)}, {int(next_offset)})"
+            for (topic, partition), next_offset in sorted(positions.items())
+        )
+        store.command(f"INSERT INTO analytics.positions VALUES {values}")
+
+
+def read_positions(store: AnalyticsStore) -> Position:
+    """The stored positions. (A store written before ``analytics.positions`` existed
+    has none: the runner reads from 0 once and the event-id index skips what is stored.)"""
+    return {
+        (r["topic"], int(r["partition"])): int(r["next"]) for r in store.query(STORED_POSITIONS_SQL)
+    }
+
+
+def refresh_rollups(store: AnalyticsStore) -> None:
+    """Recompute the rollups from the deduplicated raw table (after rows were written or
+    deleted around the ingest path, e.g. generated benchmark data or a wipe)."""
+    for table in ROLLUP_TABLES:
+        store.command(f"TRUNCATE TABLE {table}")
+    store.command(REFILL_ROLLUPS_SQL)
+
+
+def compact_rollups(store: AnalyticsStore) -> None:
+    """Merge each rollup table's parts (``OPTIMIZE ... FINAL``; the tables are small):
+    a message whose MessageReceived and DecisionMade came in different batches is then
+    one row, which the dashboard reads without merging it (``rollups.sql``)."""
+    for table in ROLLUP_TABLES:
+        store.command(f"OPTIMIZE TABLE {table} FINAL")
 
 
 def open_store(settings: Settings) -> AnalyticsStore:
@@ -131,7 +195,8 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _path_is_locked(path: Path) -> bool:
+def path_is_locked(path: Path) -> bool:
+    """Whether a chdb process holds the store at ``path`` (its ``status`` file lock)."""
     status = path / "status"
     if not status.exists():
         return False
@@ -156,7 +221,7 @@ class ChdbStore:
         try:
             self._session: Any = chdb_session.Session(str(self.path))  # type: ignore[no-untyped-call]
         except Exception as exc:
-            if _path_is_locked(self.path):
+            if path_is_locked(self.path):
                 raise StoreUnavailable(
                     f"analytics store {self.path} is in use by another process "
                     "(chdb allows one process per data path: stop the projection first)"
@@ -181,19 +246,46 @@ class ChdbStore:
         text = self._run(sql, params, "JSONEachRow")
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
+    def insert_batch(self, batch: EventBatch) -> None:
+        write_batch(self, batch, self._stage)
+
+    def _stage(self, table: Any) -> None:
+        # The table goes through an Arrow IPC file that ClickHouse reads on its own
+        # threads: ``Python(table)`` reads the buffers through the interpreter and, with
+        # the runner decoding the next batch at the same time, waited for the GIL so
+        # long that inserts ran at a third of their speed.
+        import pyarrow as pa
+
+        with self._lock:
+            if self._session is None:
+                raise StoreUnavailable(f"analytics store {self.path} is closed")
+            spool = self._spool()
+            try:
+                with (
+                    pa.OSFile(str(spool), "wb") as sink,
+                    pa.ipc.new_stream(sink, table.schema) as writer,
+                ):
+                    writer.write_table(table)
+                self._session.query(
+                    f"INSERT INTO {STAGE_TABLE} ({', '.join(RAW_SCHEMA.names)}) "
+                    f"FROM INFILE {_quoted(str(spool))} FORMAT ArrowStream",
+                    "TSV",
+                )
+            except Exception as exc:
+                raise StoreQueryError(first_line(exc)) from exc
+            finally:
+                spool.unlink(missing_ok=True)
+
+    def _spool(self) -> Path:
+        shm = Path("/dev/shm")
+        folder = shm if shm.is_dir() else self.path
+        return folder / f"casestream-analytics-{os.getpid()}-{id(self)}.arrows"
+
     def insert_events(self, rows: Sequence[EventRow]) -> None:
-        for run in prefix_safe_runs(rows):
-            body = "\n".join(json.dumps(row, ensure_ascii=False) for row in run)
-            self._run(
-                f"INSERT INTO {EVENTS_TABLE} SETTINGS input_format_skip_unknown_fields = 0 "
-                f"FORMAT JSONEachRow\n{body}",
-                None,
-                "TSV",
-            )
+        self.insert_batch(batch_of_rows(rows))
 
     def positions(self) -> Position:
-        rows = self.query(POSITIONS_SQL)
-        return {(r["topic"], int(r["partition"])): int(r["next"]) for r in rows}
+        return read_positions(self)
 
     def close(self) -> None:
         with self._lock:

@@ -130,6 +130,7 @@ class ChdbEngine:
         from chdb import session as chdb_session
 
         self.lock = threading.Lock()
+        self.closed = False
         session: Any = chdb_session.Session(str(path))  # type: ignore[no-untyped-call]
         self.session = session
         self.timezone = str(session.query("SELECT timezone()", "TSV")).strip()
@@ -197,6 +198,7 @@ class ChdbEngine:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             self.session.close()
 
 
@@ -214,7 +216,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._handle(b"")
 
     def do_POST(self) -> None:
-        self._handle(self._body())
+        body = self._body()
+        if self.server.engine.closed:  # the server was stopped: drop the connection
+            self.close_connection = True
+            return
+        self._handle(body)
 
     def _body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -292,31 +298,60 @@ class _Server(ThreadingHTTPServer):
 
 
 class ClickHouseHttpFake:
-    """The server on 127.0.0.1 (a free port), serving chdb at ``path`` until closed."""
+    """The server on 127.0.0.1 (a free port), serving chdb at ``path`` until closed.
+
+    :meth:`stop` takes the server down as a crashed ClickHouse would be (the port refuses
+    connections, the chdb session is closed, the data stays on disk); :meth:`start`
+    brings it back on the same port and path."""
 
     def __init__(self, path: Path) -> None:
-        self.engine = ChdbEngine(path)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.engine = self.engine
-        self._server.requests = []
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.path = path
+        self._port = 0
+        self._server: _Server | None = None
+        self.engine: ChdbEngine | None = None
+        self._requests: list[tuple[str, str, bool]] = []
+        self.start()
+
+    def start(self) -> None:
+        """Serve (again), on the port of the first start."""
+        if self._server is not None:
+            return
+        self.engine = ChdbEngine(self.path)
+        server = _Server(("127.0.0.1", self._port), _Handler)
+        server.engine = self.engine
+        server.requests = self._requests
+        self._port = int(server.server_address[1])
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
         self._thread.start()
+
+    def stop(self) -> None:
+        """Take the server down: connections are refused until :meth:`start`."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        self._thread.join()
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://default:secret@{host!s}:{port}"
+        return f"http://default:secret@127.0.0.1:{self._port}"
 
     @property
     def requests(self) -> list[tuple[str, str, bool]]:
         """(user from Basic auth, Content-Encoding, chunked?) of every query request."""
-        return list(self._server.requests)
+        return list(self._requests)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-        self.engine.close()
+        self.stop()
 
     def __enter__(self) -> ClickHouseHttpFake:
         return self

@@ -48,7 +48,7 @@ SENTENCES = [
 ]
 
 
-def _tiny_model(path: Path, *, enrich: bool, intents: int = 7) -> Path:
+def _tiny_model(path: Path, *, enrich: bool, intents: int = 26) -> Path:
     """Masked mean pooling over a hashed embedding table, plus softmax/sigmoid heads."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -206,9 +206,11 @@ def test_staging_checks_the_file_against_the_config(tmp_path: Path) -> None:
     embedder_only = _tiny_model(tmp_path / "minilm.onnx", enrich=False)
     with pytest.raises(ValueError, match="intent_probs: not in"):
         stage_model("casestream_enrich", embedder_only, repo=repo)
-    enrich = _tiny_model(tmp_path / "enrich.onnx", enrich=True)
-    with pytest.warns(UserWarning, match="intent_probs: the file fixes dims"):
-        manifest = stage_model("casestream_enrich", enrich, repo=repo)
+    wrong_k = _tiny_model(tmp_path / "enrich7.onnx", enrich=True, intents=7)
+    with pytest.raises(ValueError, match=r"intent_probs: file shape \[7\], config dims \[26\]"):
+        stage_model("casestream_enrich", wrong_k, repo=repo)
+    enrich = _tiny_model(tmp_path / "enrich.onnx", enrich=True, intents=26)
+    manifest = stage_model("casestream_enrich", enrich, repo=repo)
     assert read_manifest(repo / "casestream_enrich", verify=True) == manifest
     assert manifest.sha256 == sha256_file(enrich)
 

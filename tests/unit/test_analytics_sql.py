@@ -18,8 +18,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from events.base import Envelope, Event, derive_event_id
 from events.conversation import (
@@ -45,8 +43,16 @@ from projections.analytics import (
     tenant_query,
 )
 from projections.analytics.clickhouse_http import ClickHouseConnectStore
-from projections.analytics.rows import EventRow, prefix_safe_runs, row_for
-from projections.analytics.sql import named_queries, schema_statements
+from projections.analytics.dashboard import dashboard_queries
+from projections.analytics.kpis import kpi_params
+from projections.analytics.rows import EventRow, row_for
+from projections.analytics.sql import (
+    kpi_queries,
+    named_queries,
+    rollup_queries,
+    schema_statements,
+    whole_hours,
+)
 from projections.runner import Applied
 from streams.settings import Settings
 from streams.steps import Record
@@ -536,6 +542,42 @@ def test_baseline_only_costs_nothing_and_is_no_fallback(
     assert s["paid_model_calls"] == 0 and s["cost_per_resolution"] == 0
 
 
+def _close(a: Any, b: Any) -> bool:
+    """Equal, floats to 1e-9 (the rollups average as sum / count, avg() sums otherwise)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, abs=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(0, 24), (10, 13), (11, 12), (0, 1), (-48, 48)],
+)
+def test_rollups_give_the_raw_tables_numbers_for_whole_hours(
+    store: ChdbStore, dataset: list[Applied], start: int, end: int
+) -> None:
+    since, until = DAY + timedelta(hours=start), DAY + timedelta(hours=end)
+    assert whole_hours(since, until)
+    values = kpi_params("acme", since, until, KpiParams(cost_per_call=0.01))
+    raw, rolled = named_queries(), rollup_queries()
+    assert set(raw) <= set(rolled)
+    for name, sql in raw.items():
+        want, got = store.query(sql, values), store.query(rolled[name], values)
+        assert _close(got, want), (name, got, want)
+    messages = store.query(dashboard_queries()["messages_hourly"], values)
+    assert store.query(rolled["messages_hourly"], values) == messages
+
+
+def test_ranges_that_are_not_whole_hours_read_the_raw_table() -> None:
+    assert not whole_hours(DAY + timedelta(minutes=30), DAY + timedelta(hours=2))
+    assert kpi_queries(DAY, DAY + timedelta(seconds=1)) is named_queries()
+    assert kpi_queries(DAY, DAY + timedelta(hours=1)) is rollup_queries()
+
+
 def test_breakdowns_match_the_hand_computed_numbers(
     store: ChdbStore, dataset: list[Applied]
 ) -> None:
@@ -637,10 +679,9 @@ def test_a_redelivered_batch_and_a_re_emitted_event_do_not_double_count(
         r = decision.record
         again = Record(r.topic, r.partition, last + 5, r.key, r.value, r.timestamp_ms + 10)
         projection.apply([Applied(again, decision.event)])
-        # Every copy is stored (an INSERT collapses copies within itself: the lifecycle
-        # events read from both inbound and enriched) ...
-        assert raw() == raw_before + len({a.event.event_id for a in dataset}) + 1
-        assert kpis(store, cost_per_call=0.01) == before  # ... and no KPI counts one twice
+        # No copy is stored (the event-id index knows them all) and no KPI counts one twice.
+        assert raw() == raw_before
+        assert kpis(store, cost_per_call=0.01) == before
         assert projection.positions()[(TOPICS.decisions, 0)] == last + 6
     finally:
         store.command("SYSTEM START MERGES analytics.events")
@@ -651,29 +692,33 @@ def test_a_redelivered_batch_and_a_re_emitted_event_do_not_double_count(
 
 
 class FailingStore(ChdbStore):
-    """A chdb store whose n-th INSERT fails, as if the process died there."""
+    """A chdb store whose statements starting with ``fail_on`` fail, as if the process
+    died there."""
 
-    def __init__(self, path: Path, fail_on: int) -> None:
+    def __init__(self, path: Path, fail_on: str) -> None:
         super().__init__(path)
-        self.inserts = 0
         self.fail_on = fail_on
 
-    def _run(self, sql: str, params: Any, fmt: str) -> str:
-        if sql.startswith("INSERT"):
-            self.inserts += 1
-            if self.inserts == self.fail_on:
-                raise RuntimeError("store went away")
-        return super()._run(sql, params, fmt)
+    def command(self, sql: str, params: Any = None) -> None:
+        if sql.strip().startswith(self.fail_on):
+            raise RuntimeError("store went away")
+        super().command(sql, params)
 
 
-def test_a_failure_between_day_partitions_never_skips_a_record(store: ChdbStore) -> None:
-    settings = Settings(topic_prefix="crash")
-    topic = Topics("crash").inbound
+@pytest.mark.parametrize(
+    "fail_on", ["TRUNCATE", "INSERT INTO analytics.events_in", "INSERT INTO analytics.positions"]
+)
+def test_a_failure_anywhere_in_a_write_never_skips_nor_double_counts(
+    store: ChdbStore, fail_on: str
+) -> None:
+    prefix = f"crash{abs(hash(fail_on)) % 1000}"
+    settings = Settings(topic_prefix=prefix)
+    topic = Topics(prefix).inbound
     log = Log()
     days = [DAY, DAY, DAY + timedelta(days=1), DAY, DAY + timedelta(days=1)]
     for i, when in enumerate(days):
         ev = MessageReceived(
-            envelope=envelope(MessageReceived, "crash", f"k{i}", f"crash-{i}", when),
+            envelope=envelope(MessageReceived, prefix, f"k{i}", f"{prefix}-{i}", when),
             message_id=f"m{i}",
             channel="web_chat",
             text="x",
@@ -681,21 +726,29 @@ def test_a_failure_between_day_partitions_never_skips_a_record(store: ChdbStore)
             truncated=False,
         )
         log.add(topic, ev, 0, partition=i % 2)
-    failing = FailingStore(store.path, fail_on=2)
+    failing = FailingStore(store.path, fail_on=fail_on)
     try:
         with pytest.raises(Exception, match="store went away"):
             AnalyticsProjection(failing, settings).apply(log.batch)
-        stored = failing.positions()
     finally:
         failing.close()
-    # Partition 0 holds days [1, 2, 2] (offsets 0-2), partition 1 days [1, 1] (0-1): the
-    # first run (day 1) stops partition 0 before its day-2 records and takes partition 1.
-    assert stored[(topic, 0)] == 1 and stored[(topic, 1)] == 2
+    # The position only moves once everything is stored: the runner reads the batch again.
+    assert not {k: v for k, v in store.positions().items() if k[0] == topic}
     AnalyticsProjection(store, settings).apply(log.batch)  # the runner retries the batch
     assert {k: v for k, v in store.positions().items() if k[0] == topic} == {
         (topic, 0): 3,
         (topic, 1): 2,
     }
+    counted = store.query(
+        "SELECT sum(n) AS n FROM analytics.rollup_hourly "
+        "WHERE tenant_id = {t:String} AND metric = 'type'",
+        {"t": prefix},
+    )
+    assert counted == [{"n": 5}]
+    stored = store.query(
+        "SELECT count() AS n FROM analytics.events WHERE tenant_id = {t:String}", {"t": prefix}
+    )
+    assert stored == [{"n": 5}]
 
 
 def _event(eid: str, day: int = 0) -> MessageReceived:
@@ -712,35 +765,6 @@ def _event(eid: str, day: int = 0) -> MessageReceived:
 def _row(topic: str, partition: int, offset: int, day: int) -> EventRow:
     rec = Record(topic, partition, offset, None, b"", 0)
     return row_for(rec, _event(f"{topic}-{partition}-{offset}", day))
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 2), st.integers(0, 3)), max_size=30
-    )
-)
-def test_day_runs_are_single_day_and_every_prefix_is_a_prefix_per_partition(
-    spec: list[tuple[str, int, int]],
-) -> None:
-    counters: dict[tuple[str, int], int] = {}
-    rows = []
-    for topic, partition, day in spec:
-        offset = counters.get((topic, partition), 0)
-        counters[(topic, partition)] = offset + 1
-        rows.append(_row(topic, partition, offset, day))
-    runs = prefix_safe_runs(rows)
-    assert sorted(map(id, rows)) == sorted(id(r) for run in runs for r in run)
-    assert all(len({r["occurred_at"][:10] for r in run}) == 1 for run in runs)
-    for k in range(len(runs) + 1):
-        stored = [r for run in runs[:k] for r in run]
-        for key in counters:
-            offsets = [
-                r["source_offset"]
-                for r in stored
-                if (r["source_topic"], r["source_partition"]) == key
-            ]
-            assert offsets == list(range(len(offsets)))  # a prefix, in order
 
 
 # --- the tenant query guard -----------------------------------------------------------
