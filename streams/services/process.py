@@ -221,6 +221,31 @@ class Daemon:
         write_atomic(self.pid_file, f"{child}\n")
         return child
 
+    def await_ready(
+        self,
+        child: int,
+        ready: Callable[[], bool],
+        *,
+        deadline: float,
+        not_ready: str,
+        log_file: Path,
+        every: float = 0.1,
+        on_failure: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Poll ``ready`` until it holds; if ``child`` dies or ``deadline`` (monotonic) passes,
+        stop it, run ``on_failure`` and raise ``ServiceError`` with the log's tail."""
+        while not ready():
+            failure = ""
+            if not alive(child):
+                failure = f"{self.noun} (pid {child}) exited during start-up"
+            elif time.monotonic() >= deadline:
+                failure = not_ready
+            if failure:
+                self.abandon(child, 10.0)
+                on_failure()
+                raise ServiceError(f"{failure}\n--- {log_file} ---\n{tail(log_file)}")
+            time.sleep(every)
+
     def abandon(self, pid: int, timeout: float) -> None:
         """Stop a process that failed to start, quietly, and forget its pid."""
         with contextlib.suppress(Exception):

@@ -157,16 +157,14 @@ def redis_up(
         ]
         say("redis", f"starting redis-server on {HOST}:{port} (data {paths['data']})")
         child = daemon.start(cmd, paths["log"])
-        while not redis_ping(port):
-            failure = ""
-            if not alive(child):
-                failure = f"redis-server (pid {child}) exited during start-up"
-            elif time.monotonic() >= deadline:
-                failure = f"redis-server did not answer PING on port {port} within {timeout}s"
-            if failure:
-                daemon.abandon(child, 5.0)
-                raise ServiceError(f"{failure}\n--- {paths['log']} ---\n{tail(paths['log'])}")
-            time.sleep(0.05)
+        daemon.await_ready(
+            child,
+            lambda: redis_ping(port),
+            deadline=deadline,
+            not_ready=f"redis-server did not answer PING on port {port} within {timeout}s",
+            log_file=paths["log"],
+            every=0.05,
+        )
         say("redis", f"ready on {url} (pid {child}) in {time.monotonic() - started:.1f}s")
         return url
 

@@ -276,18 +276,19 @@ def triton_up(
         names = ", ".join(f"{m.name} v{m.version}" for m in served)
         say("triton", f"starting tritonserver ({names}) on {address}")
         child = daemon.start(cmd, paths["log"])
-        while not ready(address):
-            failure = ""
-            if not alive(child):
-                failure = f"tritonserver (pid {child}) exited during start-up"
-            elif time.monotonic() >= deadline:
-                failure = f"tritonserver was not ready within {timeout}s"
-            if failure:
-                daemon.abandon(child, 10.0)
-                _end_stubs(paths["repo"])
-                clean_shm()
-                raise ServiceError(f"{failure}\n--- {paths['log']} ---\n{tail(paths['log'])}")
-            time.sleep(0.1)
+
+        def cleanup() -> None:
+            _end_stubs(paths["repo"])
+            clean_shm()
+
+        daemon.await_ready(
+            child,
+            lambda: ready(address),
+            deadline=deadline,
+            not_ready=f"tritonserver was not ready within {timeout}s",
+            log_file=paths["log"],
+            on_failure=cleanup,
+        )
         say("triton", f"ready on {address} (pid {child}) in {time.monotonic() - started:.1f}s")
         return address.grpc
 

@@ -7,6 +7,7 @@ model and the event says so, and nothing is lost.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,10 +42,13 @@ def watch_enriched(settings: Settings) -> TopicWatcher:
     return TopicWatcher(settings, f"{settings.topic_prefix}.conversations.enriched")
 
 
+@contextlib.contextmanager
 def run_worker(settings: Settings, log: Path) -> Iterator[WorkerProcess]:
     worker = WorkerProcess(settings, log).start()
-    yield worker
-    worker.stop()
+    try:
+        yield worker
+    finally:
+        worker.stop()
 
 
 def send(settings: Settings, texts: list[str], tag: str) -> None:
@@ -59,7 +63,7 @@ def test_local_model_scores_every_message_and_names_itself(
 ) -> None:
     settings = unique_settings(kafka_bootstrap, model="local,baseline")
     watcher = watch_enriched(settings)
-    for worker in run_worker(settings, tmp_path / "worker.log"):
+    with run_worker(settings, tmp_path / "worker.log") as worker:
         send(settings, TEXTS, "local")
         wait_for(lambda: len(enriched_events(watcher)) >= len(TEXTS), 120, worker.log_tail())
     watcher.close()
@@ -82,7 +86,7 @@ def test_unreachable_triton_falls_back_to_local_and_the_event_records_it(
         kafka_bootstrap, model="triton,local,baseline", triton_url="127.0.0.1:1"
     )
     watcher = watch_enriched(settings)
-    for worker in run_worker(settings, tmp_path / "worker.log"):
+    with run_worker(settings, tmp_path / "worker.log") as worker:
         send(settings, TEXTS, "down")
         wait_for(lambda: len(enriched_events(watcher)) >= len(TEXTS), 120, worker.log_tail())
     watcher.close()
@@ -110,7 +114,7 @@ def test_triton_serves_until_it_stops_then_local_takes_over_without_loss(
         kafka_bootstrap, model="triton,local,baseline", triton_url=triton, model_timeout_s=5.0
     )
     watcher = watch_enriched(settings)
-    for worker in run_worker(settings, tmp_path / "worker.log"):
+    with run_worker(settings, tmp_path / "worker.log") as worker:
         send(settings, TEXTS, "up")
         wait_for(lambda: len(enriched_events(watcher)) >= len(TEXTS), 120, worker.log_tail())
         served = enriched_events(watcher)
