@@ -1,9 +1,16 @@
 """The conversation policy: ``decide(state, event) -> events`` and ``evolve(state, event)``.
 
 Pure functions over immutable values. Everything the policy knows about a message
-arrives in ``MessageEnriched`` (model scores, flags, model version), so replaying the
-same events yields byte-identical decisions. ``handle`` is what both drivers call: it
-decides, then folds the input and the outputs into the new state.
+arrives in ``MessageEnriched`` (model scores, flags, text, model version), so replaying
+the same events yields byte-identical decisions. ``handle`` is what both drivers call:
+it decides, then folds the input and the outputs into the new state.
+
+The rules, first match wins: an explicit request for a person; a loop (the same or a
+contentless back-reference, repeated); frustration (a spike, frustration that stays
+high, or a customer who sours); conflicting requests; the context stack (resume a
+suspended topic, carry the current topic over a follow-up, acknowledge a closing);
+off-topic (a polite decline); then the intents (multi-intent, ambiguity, per-category
+thresholds, a confident switch of topic).
 """
 
 from __future__ import annotations
@@ -23,14 +30,51 @@ from processors.taxonomy import (
     AMBIGUITY_MARGIN,
     HUMAN_REQUEST,
     OUT_OF_SCOPE,
+    asks_about_bot,
+    asks_for_human,
+    category_of,
+    conflict,
+    is_closing,
+    is_follow_up,
+    joins_requests,
+    mentions_human,
+    polarities,
+    refers_back,
+    resumes,
+    technical_level,
+    text_key,
     threshold_for,
+    topic_labels,
 )
 
-POLICY_VERSION = "policy-1"
+TOPICS = frozenset(topic_labels())
+POLICY_VERSION = "policy-2"
 PRODUCER = "processor.decide"
+#: One message this frustrated escalates at once; from 0.7 when the previous turn was
+#: negative too (frustration that stays high).
+FRUSTRATION_SPIKE = 0.8
 FRUSTRATION_ESCALATE = 0.7
+#: Consecutive negative turns that escalate while conversation frustration is this high.
 NEGATIVE_STREAK_ESCALATE = 3
+STREAK_FRUSTRATION = 0.5
+#: A customer who sours: from this turn on, a negative message whose frustration is
+#: ``TREND_RISE`` above the mean of the previous three turns (and at least TREND_LEVEL).
+TREND_MIN_TURN = 4
+TREND_RISE = 0.2
+TREND_LEVEL = 0.55
+#: Repeated or contentless back-references: change strategy at the first, escalate at the
+#: second count.
+LOOP_DETECT = 2
+LOOP_ESCALATE = 3
+#: Both top intents at least this strong, from different categories, joined by "and
+#: also"-like words: a multi-intent message, answered in order.
+MULTI_INTENT_MIN = 0.25
+#: Off-topic is declined when the model is this sure and the message says something;
+#: a vague or contentless message ("it doesn't work", "AAAA...") gets a question instead.
+OFF_TOPIC_MIN = 0.2
+OFF_TOPIC_WORDS = 4
 MAX_UNCLEAR_TURNS = 2
+MAX_SUSPENDED = 5
 HISTORY = 10
 #: Message ids remembered to drop a message delivered twice (retries, redelivery).
 SEEN = 32
@@ -39,7 +83,11 @@ _CASE_NS = uuid.UUID("0b7d2c58-1f0e-4c3a-9e7a-636173657300")
 
 @dataclass(frozen=True, slots=True)
 class ConversationState:
-    """Everything the policy remembers about one conversation."""
+    """Everything the policy remembers about one conversation.
+
+    ``topic`` is the intent being worked on and ``suspended`` the topics the customer
+    switched away from (most recent last): the context stack.
+    """
 
     tenant_id: str = ""
     conversation_id: str = ""
@@ -50,12 +98,19 @@ class ConversationState:
     negative_streak: int = 0
     unclear_turns: int = 0
     valence_trajectory: tuple[float, ...] = ()
+    frustration_trajectory: tuple[float, ...] = ()
     intent_history: tuple[str, ...] = ()
     pending_options: tuple[str, ...] = ()
     tried: tuple[str, ...] = ()
     case_id: str | None = None
     seen_messages: tuple[str, ...] = ()
     last_event_id: str | None = None
+    topic: str | None = None
+    suspended: tuple[str, ...] = ()
+    loop_count: int = 0
+    last_text: str = ""
+    last_polarities: tuple[str, ...] = ()
+    tone: str = "basic"
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -88,57 +143,199 @@ def decide(state: ConversationState, event: Event) -> list[Event]:
     return _decide_message(state, event)
 
 
-def _decide_message(state: ConversationState, msg: MessageEnriched) -> list[Event]:
-    frustration = next_frustration(state.frustration, msg.sentiment.frustration)
-    negative_streak = state.negative_streak + 1 if msg.sentiment.label == "negative" else 0
-    top = msg.intents[0] if msg.intents else None
-    second = msg.intents[1] if len(msg.intents) > 1 else None
-    confidence = top.score if top else 0.0
-    threshold = threshold_for(top.label) if top else 1.0
-    turn = state.turn + 1
+class _Turn:
+    """One message being decided: the state before and after it, and decision builders."""
 
-    def decision(action: str, reason: str, intent: str | None) -> DecisionMade:
+    def __init__(self, state: ConversationState, msg: MessageEnriched) -> None:
+        self.state = state
+        self.after = evolve(state, msg)
+        self.msg = msg
+        self.text = msg.text
+        self.top = msg.intents[0] if msg.intents else None
+        self.second = msg.intents[1] if len(msg.intents) > 1 else None
+        self.confidence = self.top.score if self.top else 0.0
+        self.threshold = threshold_for(self.top.label) if self.top else 1.0
+
+    def decision(self, action: str, reason: str, intent: str | None) -> DecisionMade:
+        msg, after = self.msg, self.after
+        threshold = threshold_for(intent) if intent and intent in TOPICS else self.threshold
         return DecisionMade(
             envelope=_env(msg, DecisionMade),
             message_id=msg.message_id,
             action=action,
             reason=reason,
             intent=intent,
-            confidence=confidence,
+            confidence=self.confidence,
             threshold=threshold,
             sentiment_label=msg.sentiment.label,
-            frustration=frustration,
-            turn=turn,
+            frustration=after.frustration,
+            turn=after.turn,
             policy_version=POLICY_VERSION,
             model=msg.model,
         )
 
-    if state.status == "escalated":
+    def answer(self, reason: str, intent: str, text: str | None = None) -> list[Event]:
+        body = text or replies.answer_for(intent, self.after.tone)
+        return [self.decision("reply", reason, intent), _reply(self.msg, body, "answer")]
+
+    def acknowledge(self) -> list[Event]:
         return [
-            decision("escalate", "awaiting_human", top.label if top else None),
+            self.decision("reply", "acknowledged", None),
+            _reply(self.msg, replies.CLOSING, "answer"),
+        ]
+
+    def clarify(self, reason: str, intent: str | None, options: list[str]) -> list[Event]:
+        return _clarify(self.msg, self.decision("clarify", reason, intent), options)
+
+    def escalate(self, reason: str) -> list[Event]:
+        return _escalate(self.state, self.msg, self.decision, reason, self.after.frustration)
+
+
+def _decide_message(state: ConversationState, msg: MessageEnriched) -> list[Event]:
+    t = _Turn(state, msg)
+    if state.status == "escalated":
+        top = t.top.label if t.top else None
+        return [
+            t.decision("escalate", "awaiting_human", top),
             _reply(msg, replies.HANDOVER["awaiting_human"], "acknowledgement"),
         ]
-    if HUMAN_REQUEST in msg.flags or (top is not None and top.label == HUMAN_REQUEST):
-        return _escalate(state, msg, decision, "explicit_human_request", frustration)
-    if frustration >= FRUSTRATION_ESCALATE or negative_streak >= NEGATIVE_STREAK_ESCALATE:
-        return _escalate(state, msg, decision, "customer_frustrated", frustration)
+    for rule in (_human, _loop, _frustration, _conflict, _context, _out_of_scope):
+        out = rule(t)
+        if out is not None:
+            return out
+    return _by_intent(t)
+
+
+def _human(t: _Turn) -> list[Event] | None:
+    """An explicit request for a person; the model's human_request on a short
+    confirmation ("yes send it") without any word for a person is not one."""
+    said = asks_for_human(t.text)
+    modelled = HUMAN_REQUEST in t.msg.flags or (t.top is not None and t.top.label == HUMAN_REQUEST)
+    if said or (modelled and mentions_human(t.text)):
+        return t.escalate("explicit_human_request")
+    return None
+
+
+def _loop(t: _Turn) -> list[Event] | None:
+    count = t.after.loop_count
+    if count >= LOOP_ESCALATE:
+        return t.escalate("loop_detected")
+    if count >= LOOP_DETECT:
+        options = _loop_options(t)
+        return t.clarify("loop_detected", t.state.topic, options)
+    return None
+
+
+def _loop_options(t: _Turn) -> list[str]:
+    """A different strategy: offer the topics we know of instead of guessing again."""
+    known = [*([t.state.topic] if t.state.topic else []), *reversed(t.state.suspended)]
+    known += [i.label for i in t.msg.intents if i.label in TOPICS]
+    return list(dict.fromkeys(known))[:3]
+
+
+def _frustration(t: _Turn) -> list[Event] | None:
+    s, before, after = t.msg.sentiment, t.state, t.after
+    if s.label != "negative":
+        return None
+    previous_negative = before.negative_streak > 0
+    if s.frustration >= FRUSTRATION_SPIKE or (
+        s.frustration >= FRUSTRATION_ESCALATE and previous_negative
+    ):
+        return t.escalate("customer_frustrated")
+    if after.negative_streak >= NEGATIVE_STREAK_ESCALATE and after.frustration >= (
+        STREAK_FRUSTRATION
+    ):
+        return t.escalate("customer_frustrated")
+    earlier = before.frustration_trajectory[-3:]
+    if (
+        after.turn >= TREND_MIN_TURN
+        and len(earlier) == 3
+        and s.frustration >= TREND_LEVEL
+        and s.frustration - sum(earlier) / 3 >= TREND_RISE
+    ):
+        return t.escalate("negative_trajectory")
+    return None
+
+
+def _conflict(t: _Turn) -> list[Event] | None:
+    pair = conflict(t.text, t.state.last_polarities)
+    if pair is None:
+        return None
+    on, off = pair.split("/")
+    topic = t.top.label if t.top and t.top.label in TOPICS else t.state.topic
+    ask = t.clarify("conflict", topic, [on, off])
+    if topic is None or topic == t.state.topic:
+        return ask
+    # the topic is known, the request is not: say what applies, then ask which one
+    return [*t.answer("conflict_topic", topic), *ask]
+
+
+def _context(t: _Turn) -> list[Event] | None:
+    """Resume a suspended topic, carry the current one over a follow-up, or close it."""
+    state, top = t.state, t.top
+    labels = [i.label for i in t.msg.intents]
+    if state.suspended:
+        back = next((lbl for lbl in labels[:3] if lbl in state.suspended), None)
+        if resumes(t.text) or (back is not None and labels and labels[0] == back):
+            target = back or state.suspended[-1]
+            return t.answer("context_resumed", target)
+    topic = state.topic
+    if topic is None:
+        return None
+    confident_elsewhere = (
+        top is not None
+        and top.label in TOPICS
+        and top.score >= t.threshold
+        and category_of(top.label) != category_of(topic)
+        and len(t.text.split()) > 6
+    )
+    if confident_elsewhere:
+        return None
+    if is_follow_up(t.text):
+        return t.answer("follow_up", topic, replies.follow_up(topic, t.after.tone))
+    if is_closing(t.text):
+        return t.answer("acknowledged", topic, replies.CLOSING)
     if top is not None and top.label == OUT_OF_SCOPE:
-        return _escalate(state, msg, decision, "out_of_scope", frustration)
-    if top is None:
+        return None  # off-topic mid-conversation: declined below
+    if top is None or top.label not in TOPICS or top.score < t.threshold:
+        # nothing confidently new: the customer is still on the current topic
+        return t.answer("follow_up", topic, replies.follow_up(topic, t.after.tone))
+    return None
+
+
+def _out_of_scope(t: _Turn) -> list[Event] | None:
+    top = t.top
+    if top is not None and top.label in (OUT_OF_SCOPE, HUMAN_REQUEST) and is_closing(t.text):
+        return t.acknowledge()
+    off_topic = top is not None and top.label == OUT_OF_SCOPE and top.score >= OFF_TOPIC_MIN
+    if asks_about_bot(t.text) or (off_topic and len(t.text.split()) >= OFF_TOPIC_WORDS):
+        return t.answer("out_of_scope", OUT_OF_SCOPE, replies.DECLINE)
+    return None
+
+
+def _by_intent(t: _Turn) -> list[Event]:
+    state, top, second = t.state, t.top, t.second
+    if top is None or top.label not in TOPICS:
         if state.unclear_turns + 1 > MAX_UNCLEAR_TURNS:
-            return _escalate(state, msg, decision, "low_confidence", frustration)
-        return _clarify(msg, decision("clarify", "no_intent", None), [])
+            return t.escalate("low_confidence")
+        return t.clarify("no_intent", None, [])
+    if (
+        second is not None
+        and second.label in TOPICS
+        and top.score >= MULTI_INTENT_MIN
+        and second.score >= MULTI_INTENT_MIN
+        and category_of(top.label) != category_of(second.label)
+        and joins_requests(t.text)
+    ):
+        return [*t.answer("multi_intent", top.label), *t.answer("multi_intent", second.label)]
     if second is not None and top.score - second.score < AMBIGUITY_MARGIN:
-        options = [top.label, second.label]
-        return _clarify(msg, decision("clarify", "ambiguous_intents", top.label), options)
-    if confidence >= threshold:
-        return [
-            decision("reply", "confident_intent", top.label),
-            _reply(msg, replies.answer_for(top.label), "answer"),
-        ]
+        return t.clarify("ambiguous_intents", top.label, [top.label, second.label])
+    if t.confidence >= t.threshold:
+        switched = state.topic is not None and category_of(state.topic) != category_of(top.label)
+        return t.answer("context_switch" if switched else "confident_intent", top.label)
     if state.unclear_turns + 1 > MAX_UNCLEAR_TURNS:
-        return _escalate(state, msg, decision, "low_confidence", frustration)
-    return _clarify(msg, decision("clarify", "below_threshold", top.label), [top.label])
+        return t.escalate("low_confidence")
+    return t.clarify("below_threshold", top.label, [top.label])
 
 
 def _env(msg: MessageEnriched, kind: type[Event]) -> Any:
@@ -158,7 +355,7 @@ def _reply(msg: MessageEnriched, text: str, kind: str) -> ReplyRequested:
 
 
 def _clarify(msg: MessageEnriched, decision: DecisionMade, options: list[str]) -> list[Event]:
-    question = replies.clarifying_question(options)
+    question = replies.clarifying_question(options, decision.reason)
     return [
         decision,
         ClarificationRequested(
@@ -175,14 +372,18 @@ def _escalate(
     state: ConversationState, msg: MessageEnriched, decision: Any, reason: str, frustration: float
 ) -> list[Event]:
     top = msg.intents[0].label if msg.intents else None
-    intent = None if top in (HUMAN_REQUEST, OUT_OF_SCOPE) else top
-    intent = intent or next((i for i in reversed(state.intent_history)), None)
+    intent = top if top in TOPICS else None
+    intent = intent or state.topic or next(reversed(state.intent_history), None)
+    if intent not in TOPICS:
+        intent = None
     priority = "urgent" if frustration >= 0.9 else "high" if frustration >= 0.5 else "medium"
     trajectory = (*state.valence_trajectory, msg.sentiment.valence)[-HISTORY:]
     about = f" about {replies.describe(intent)}" if intent else ""
+    earlier = f"; earlier topics: {', '.join(state.suspended)}" if state.suspended else ""
     summary = (
-        f"Escalated ({reason.replace('_', ' ')}) at turn {state.turn + 1}{about}; "
-        f"frustration {frustration:.2f}; last message: {msg.text[:200]!r}"
+        f"Escalated ({reason.replace('_', ' ')}) at turn {state.turn + 1}{about}{earlier}; "
+        f"frustration {frustration:.2f}; tried: {', '.join(state.tried) or 'nothing yet'}; "
+        f"last message: {msg.text[:200]!r}"
     )
     env = msg.envelope
     return [
@@ -222,30 +423,20 @@ def evolve(state: ConversationState, event: Event) -> ConversationState:
     if isinstance(event, MessageEnriched):
         if event.message_id in state.seen_messages:
             return state
-        s = event.sentiment
-        return dataclasses.replace(
-            base,
-            status="open" if base.status == "new" else base.status,
-            channel=event.channel,
-            turn=base.turn + 1,
-            frustration=next_frustration(base.frustration, s.frustration),
-            negative_streak=base.negative_streak + 1 if s.label == "negative" else 0,
-            valence_trajectory=(*base.valence_trajectory, s.valence)[-HISTORY:],
-            intent_history=(
-                (*base.intent_history, event.intents[0].label)[-HISTORY:]
-                if event.intents
-                else base.intent_history
-            ),
-            seen_messages=(*base.seen_messages, event.message_id)[-SEEN:],
-            last_event_id=env.event_id,
-        )
+        return _observe(base, event)
     if isinstance(event, DecisionMade):
         unclear = base.unclear_turns + 1 if event.action == "clarify" else 0
         tried = base.tried
         if event.action in ("reply", "clarify"):
             tried = (*tried, f"{event.action}:{event.intent or 'none'}")[-HISTORY:]
+        topic, suspended = _move_topic(base, event)
         return dataclasses.replace(
-            base, unclear_turns=unclear, tried=tried, last_event_id=env.event_id
+            base,
+            unclear_turns=unclear,
+            tried=tried,
+            topic=topic,
+            suspended=suspended,
+            last_event_id=env.event_id,
         )
     if isinstance(event, ClarificationRequested):
         return dataclasses.replace(base, pending_options=event.options, last_event_id=env.event_id)
@@ -256,6 +447,51 @@ def evolve(state: ConversationState, event: Event) -> ConversationState:
     if isinstance(event, ConversationClosed):
         return dataclasses.replace(base, status="closed", last_event_id=env.event_id)
     return state
+
+
+def _observe(base: ConversationState, event: MessageEnriched) -> ConversationState:
+    """Fold a customer message: sentiment trajectory, repeats, tone, conflict verbs."""
+    s, text = event.sentiment, event.text
+    key = text_key(text)
+    repeated = refers_back(text) or (bool(key) and key == base.last_text)
+    return dataclasses.replace(
+        base,
+        status="open" if base.status == "new" else base.status,
+        channel=event.channel,
+        turn=base.turn + 1,
+        frustration=next_frustration(base.frustration, s.frustration),
+        negative_streak=base.negative_streak + 1 if s.label == "negative" else 0,
+        valence_trajectory=(*base.valence_trajectory, s.valence)[-HISTORY:],
+        frustration_trajectory=(*base.frustration_trajectory, s.frustration)[-HISTORY:],
+        intent_history=(
+            (*base.intent_history, event.intents[0].label)[-HISTORY:]
+            if event.intents
+            else base.intent_history
+        ),
+        seen_messages=(*base.seen_messages, event.message_id)[-SEEN:],
+        loop_count=base.loop_count + 1 if repeated else 0,
+        last_text=key,
+        last_polarities=polarities(text),
+        tone="technical" if technical_level(text) == "technical" else base.tone,
+        last_event_id=event.envelope.event_id,
+    )
+
+
+Stack = tuple[str | None, tuple[str, ...]]
+
+
+def _move_topic(state: ConversationState, event: DecisionMade) -> Stack:
+    """The context stack after a decision: a switch suspends the current topic, a
+    resumed topic leaves the stack, any other handled topic replaces the current one."""
+    intent = event.intent
+    if event.action not in ("reply", "act") or intent is None or intent not in TOPICS:
+        return state.topic, state.suspended
+    if intent == state.topic:
+        return state.topic, state.suspended
+    suspended = tuple(t for t in state.suspended if t != intent)
+    if event.reason in ("context_switch", "multi_intent") and state.topic:
+        suspended = (*suspended, state.topic)[-MAX_SUSPENDED:]
+    return intent, suspended
 
 
 def fold(state: ConversationState, events: Iterable[Event]) -> ConversationState:

@@ -58,14 +58,39 @@ HANDOVER = {
         "who will pick this up with everything you've told me."
     ),
     "out_of_scope": "That's outside what I can help with here, so I'm passing you to our team.",
+    "negative_trajectory": (
+        "I can tell this isn't getting better, and I'm sorry. A member of our support team "
+        "will take it from here, with everything we've covered so far."
+    ),
+    "loop_detected": (
+        "We seem to be going round in circles, so I'm handing this to a support specialist "
+        "who can look at your account and our conversation so far."
+    ),
     "low_confidence": "I want to get this right, so I'm handing you to a support specialist.",
     "awaiting_human": "A support specialist has your case and will reply here shortly.",
 }
 GENERIC_CLARIFY = "Could you tell me a little more about what you need help with?"
+DECLINE = (
+    "I'm sorry, that's outside what I can help with: I'm the support assistant for your CRM "
+    "account (sign-in, billing, data, the API and product questions). Is there anything "
+    "there I can do for you?"
+)
+CLOSING = "You're welcome! If anything else comes up, just write here."
+#: Added for customers who do not write in technical terms (tone: ``basic``).
+BASIC_TAIL = " If a step is unclear, tell me where you got stuck and I'll walk you through it."
+#: Added for customers who write code, error codes or API terms (tone: ``technical``).
+TECHNICAL_TAIL = " If it still fails, paste the exact request and the response body."
 
 
-def answer_for(label: str) -> str:
-    return ANSWERS.get(label) or CATEGORY_ANSWERS.get(category_of(label), GENERIC_CLARIFY)
+def answer_for(label: str, tone: str = "basic") -> str:
+    """The answer for an intent, in the register of the customer's technical level."""
+    text = ANSWERS.get(label) or CATEGORY_ANSWERS.get(category_of(label), GENERIC_CLARIFY)
+    return text + (TECHNICAL_TAIL if tone == "technical" else BASIC_TAIL)
+
+
+def follow_up(label: str, tone: str = "basic") -> str:
+    """Reply to a follow-up (a confirmation, an address, pasted text) on the current topic."""
+    return f"Thanks, that helps with your {describe(label)} request. " + answer_for(label, tone)
 
 
 def describe(label: str) -> str:
@@ -74,7 +99,19 @@ def describe(label: str) -> str:
     return f"{sub.lower()} ({cat.lower()})" if sub else cat.lower().replace("_", " ")
 
 
-def clarifying_question(options: list[str]) -> str:
+def clarifying_question(options: list[str], reason: str = "") -> str:
+    if reason == "conflict" and len(options) == 2:
+        return (
+            f"You asked to {options[0]} and to {options[1]} the same thing, and I can only do "
+            f"one of them: which do you want, {options[0]} or {options[1]}?"
+        )
+    if reason == "loop_detected":
+        listed = " or ".join(describe(o) for o in options)
+        which = f" Is it about {listed}?" if options else ""
+        return (
+            "I don't want to keep guessing. Could you describe the problem in one sentence, "
+            f"with any error message you see?{which}"
+        )
     if not options:
         return GENERIC_CLARIFY
     if len(options) == 1:
