@@ -291,6 +291,40 @@ SELECT
 FROM analytics.rollup_feed
 WHERE event_type IN ('MessageReceived', 'DecisionMade', 'CaseEscalated', 'ConversationClosed');
 
+-- Per tenant and conversation: the sums of rollup_conversations over all its hours, and
+-- its first and last hour (rows of one conversation merge; reads go through FINAL). The
+-- summary counts a conversation whose hours all lie in the range from this one row.
+CREATE TABLE IF NOT EXISTS analytics.rollup_conversation_totals
+(
+    tenant_id        LowCardinality(String),
+    conversation_id  String,
+    first_hour       SimpleAggregateFunction(min, DateTime('UTC')),
+    last_hour        SimpleAggregateFunction(max, DateTime('UTC')),
+    n_messages       SimpleAggregateFunction(sum, UInt64),
+    n_replies        SimpleAggregateFunction(sum, UInt64),
+    n_clarifications SimpleAggregateFunction(sum, UInt64),
+    n_escalations    SimpleAggregateFunction(sum, UInt64),
+    n_unresolved     SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+ORDER BY (tenant_id, conversation_id);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_conversation_totals_mv
+TO analytics.rollup_conversation_totals AS
+SELECT
+    tenant_id,
+    conversation_id,
+    toStartOfHour(occurred_at) AS first_hour,
+    toStartOfHour(occurred_at) AS last_hour,
+    toUInt64(event_type = 'MessageReceived') AS n_messages,
+    toUInt64(event_type = 'DecisionMade' AND action = 'reply') AS n_replies,
+    toUInt64(event_type = 'DecisionMade' AND action = 'clarify') AS n_clarifications,
+    toUInt64(event_type = 'CaseEscalated'
+             OR (event_type = 'DecisionMade' AND action = 'escalate')) AS n_escalations,
+    toUInt64(event_type = 'ConversationClosed' AND resolved = false) AS n_unresolved
+FROM analytics.rollup_feed
+WHERE event_type IN ('MessageReceived', 'DecisionMade', 'CaseEscalated', 'ConversationClosed');
+
 -- Per message: the first MessageReceived and DecisionMade (record time for the latency,
 -- occurred_at for the range). Rows of one message merge (min); a read merges the rows
 -- that have not merged yet (rollups.sql).

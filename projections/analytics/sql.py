@@ -21,6 +21,7 @@ STAGE_TABLE = "analytics.stage"
 ROLLUP_TABLES = (
     "analytics.rollup_hourly",
     "analytics.rollup_conversations",
+    "analytics.rollup_conversation_totals",
     "analytics.rollup_messages",
 )
 
@@ -41,6 +42,17 @@ LIMIT 1 BY event_id
 
 #: The rollups recomputed from the deduplicated raw table.
 REFILL_ROLLUPS_SQL = f"INSERT INTO analytics.rollup_feed SELECT * FROM {EVENTS_TABLE} FINAL"
+
+#: A store written before ``rollup_conversation_totals`` existed: its totals, once, from
+#: ``rollup_conversations`` (``store.ensure_schema``; nothing to do when either is filled).
+BACKFILL_CONVERSATION_TOTALS_SQL = """
+INSERT INTO analytics.rollup_conversation_totals
+SELECT tenant_id, conversation_id, min(hour), max(hour), sum(n_messages), sum(n_replies),
+       sum(n_clarifications), sum(n_escalations), sum(n_unresolved)
+FROM analytics.rollup_conversations
+WHERE (SELECT count() FROM analytics.rollup_conversation_totals) = 0
+GROUP BY tenant_id, conversation_id
+"""
 
 #: Stored positions (written after each batch's data).
 STORED_POSITIONS_SQL = """

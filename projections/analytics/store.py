@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from projections.analytics.columns import RAW_SCHEMA, EventBatch, batch_of_rows
 from projections.analytics.rows import EventRow
 from projections.analytics.sql import (
+    BACKFILL_CONVERSATION_TOTALS_SQL,
     INSERT_FIRST_SEEN_SQL,
     REFILL_ROLLUPS_SQL,
     ROLLUP_TABLES,
@@ -89,9 +90,11 @@ class AnalyticsStore(Protocol):
 
 
 def ensure_schema(store: AnalyticsStore) -> None:
-    """Apply ``schema.sql`` (idempotent)."""
+    """Apply ``schema.sql`` (idempotent), and fill ``rollup_conversation_totals`` of a
+    store written before it existed (a no-op once it holds rows)."""
     for statement in schema_statements():
         store.command(statement)
+    store.command(BACKFILL_CONVERSATION_TOTALS_SQL)
 
 
 def write_batch(store: AnalyticsStore, batch: EventBatch, stage: Any) -> None:

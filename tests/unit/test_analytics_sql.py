@@ -47,12 +47,15 @@ from projections.analytics.dashboard import dashboard_queries
 from projections.analytics.kpis import kpi_params
 from projections.analytics.rows import EventRow, row_for
 from projections.analytics.sql import (
+    TIME_MAX,
+    TIME_MIN,
     kpi_queries,
     named_queries,
     rollup_queries,
     schema_statements,
     whole_hours,
 )
+from projections.analytics.store import compact_rollups
 from projections.runner import Applied
 from streams.settings import Settings
 from streams.steps import Record
@@ -570,6 +573,79 @@ def test_rollups_give_the_raw_tables_numbers_for_whole_hours(
         assert _close(got, want), (name, got, want)
     messages = store.query(dashboard_queries()["messages_hourly"], values)
     assert store.query(rolled["messages_hourly"], values) == messages
+
+
+def test_rollups_give_the_raw_tables_numbers_for_the_open_range(
+    store: ChdbStore, dataset: list[Applied]
+) -> None:
+    """The CLI's open range (1970 to 2299) is whole hours too: the rollups compare hours
+    as DateTime, which must saturate past 2106 instead of wrapping around."""
+    values = kpi_params("acme", TIME_MIN, TIME_MAX, KpiParams(cost_per_call=0.01))
+    raw, rolled = named_queries(), rollup_queries()
+    for name, sql in raw.items():
+        want, got = store.query(sql, values), store.query(rolled[name], values)
+        assert _close(got, want), (name, got, want)
+        assert want, name
+
+
+SPANNING = [  # (conversation, message, type, hour, minute, second, action, resolved)
+    ("s1", "s1-m1", "MessageReceived", 9, 50, 0, "", None),
+    ("s1", "s1-m1", "DecisionMade", 9, 50, 1, "reply", None),
+    ("s1", "s1-m2", "MessageReceived", 10, 30, 0, "", None),
+    ("s1", "s1-m2", "DecisionMade", 10, 30, 2, "clarify", None),
+    ("s1", "s1-m3", "MessageReceived", 12, 40, 0, "", None),
+    ("s1", "s1-m3", "DecisionMade", 12, 40, 1, "escalate", None),
+    ("s1", "", "ConversationClosed", 13, 5, 0, "", False),
+    ("s2", "s2-m1", "MessageReceived", 11, 10, 0, "", None),
+    ("s2", "s2-m1", "DecisionMade", 11, 10, 1, "reply", None),
+    ("s3", "s3-m1", "MessageReceived", 10, 59, 59, "", None),
+    ("s3", "s3-m1", "DecisionMade", 11, 0, 30, "reply", None),
+    ("s3", "", "ConversationClosed", 11, 20, 0, "", True),
+]
+
+
+@pytest.mark.parametrize("compacted", [False, True])
+def test_the_summary_sums_per_hour_only_the_conversations_that_cross_the_range(
+    store: ChdbStore, dataset: list[Applied], compacted: bool
+) -> None:
+    """Conversations over several hours (tenant 'spanco', written in one INSERT per
+    event so the rollups hold unmerged parts, then compacted): a range that cuts one
+    counts only its hours inside, as the raw query does."""
+    if not compacted:
+        for i, (conv, mid, etype, hour, minute, second, action, resolved) in enumerate(SPANNING):
+            store.command(
+                "INSERT INTO analytics.events_new (event_id, event_type, tenant_id, "
+                "conversation_id, occurred_at, record_time, message_id, action, resolved) "
+                "VALUES ({id:String}, {type:String}, 'spanco', {conv:String}, {at:DateTime64(3, 'UTC')}, "
+                "{at:DateTime64(3, 'UTC')}, {mid:String}, {action:String}, "
+                f"{'NULL' if resolved is None else str(resolved).lower()})",
+                {"id": f"span-{i}", "type": etype, "conv": conv, "mid": mid, "action": action,
+                 "at": at(hour, minute) + timedelta(seconds=second)},
+            )  # fmt: skip
+    else:
+        compact_rollups(store)
+    spans = store.query(
+        "SELECT count() AS n FROM analytics.rollup_conversation_totals FINAL "
+        "WHERE tenant_id = 'spanco' AND first_hour != last_hour"
+    )
+    assert int(spans[0]["n"]) == 2
+    for start, end in [(9, 14), (10, 13), (10, 11), (11, 12), (12, 13), (11, 14), (0, 24)]:
+        values = kpi_params("spanco", at(start), at(end), KpiParams(max_clarifications=0))
+        want = store.query(named_queries()["summary"], values)[0]
+        got = store.query(rollup_queries()["summary"], values)[0]
+        assert _close(got, want), (start, end, got, want)
+
+
+def test_the_schema_fills_the_conversation_totals_of_an_older_store(
+    store: ChdbStore, dataset: list[Applied]
+) -> None:
+    values = kpi_params("acme", at(10), at(13), KpiParams())
+    want = store.query(rollup_queries()["summary"], values)
+    store.command("TRUNCATE TABLE analytics.rollup_conversation_totals")  # as before it existed
+    ensure_schema(store)
+    ensure_schema(store)  # once only
+    assert store.query(rollup_queries()["summary"], values) == want
+    assert store.query(named_queries()["summary"], values) == want
 
 
 def test_ranges_that_are_not_whole_hours_read_the_raw_table() -> None:
