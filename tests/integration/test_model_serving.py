@@ -8,6 +8,7 @@ model and the event says so, and nothing is lost.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from tests.support import TopicWatcher, WorkerProcess, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-PORTS = {"http_port": 28200, "grpc_port": 28201, "metrics_port": 28202}
+#: ``CASESTREAM_TEST_TRITON_PORT_BASE`` moves them, so two checkouts can test at once
+_BASE = int(os.environ.get("CASESTREAM_TEST_TRITON_PORT_BASE", "28100")) + 100
+PORTS = {"http_port": _BASE, "grpc_port": _BASE + 1, "metrics_port": _BASE + 2}
 TEXTS = [
     "I forgot my password and the reset link never arrives",
     "how do I export all my contacts to a CSV file?",

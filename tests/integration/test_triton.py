@@ -33,7 +33,9 @@ from streams.services.process import alive, find_processes
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"http_port": 28100, "grpc_port": 28101, "metrics_port": 28102}
+#: ``CASESTREAM_TEST_TRITON_PORT_BASE`` moves them, so two checkouts can test at once
+_BASE = int(os.environ.get("CASESTREAM_TEST_TRITON_PORT_BASE", "28100"))
+PORTS = {"http_port": _BASE, "grpc_port": _BASE + 1, "metrics_port": _BASE + 2}
 TOL = 1e-5
 SENTENCES = [
     "I can't log in since this morning, the password reset email never arrives",
@@ -402,7 +404,7 @@ def _our_shm(pid: int) -> set[Path]:
 
 def test_killed_server_leaves_nothing_after_down(tmp_path: Path, served: Served) -> None:
     data_dir = tmp_path / "data"
-    ports = {"http_port": 28110, "grpc_port": 28111, "metrics_port": 28112}
+    ports = {"http_port": _BASE + 10, "grpc_port": _BASE + 11, "metrics_port": _BASE + 12}
     svc.triton_up(REPO_ROOT, data_dir=data_dir, model_repo=served.repo, timeout=90, **ports)
     pid = int((data_dir / "tritonserver.pid").read_text())
     shm = _our_shm(pid)
