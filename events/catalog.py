@@ -16,6 +16,7 @@ from typing import Any
 
 import fastavro
 
+from events.actions import ActionCompleted, ActionRequested
 from events.base import Event
 from events.conversation import (
     ConversationClosed,
@@ -47,6 +48,8 @@ EVENT_CLASSES: dict[str, type[Event]] = {
         FeedbackReceived,
         EventRejected,
         KnowledgeIngested,
+        ActionRequested,
+        ActionCompleted,
     )
 }
 

@@ -21,11 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from events.actions import ActionCompleted, ActionRequested
 from events.base import Event, caused_envelope
 from events.conversation import ConversationClosed, ConversationStarted
 from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade, ReplyRequested
-from events.enrichment import MessageEnriched
-from processors import replies
+from events.enrichment import MessageEnriched, ModelInfo
+from processors import actions, replies
 from processors.taxonomy import (
     AMBIGUITY_MARGIN,
     HUMAN_REQUEST,
@@ -78,6 +79,12 @@ MAX_SUSPENDED = 5
 HISTORY = 10
 #: Message ids remembered to drop a message delivered twice (retries, redelivery).
 SEEN = 32
+#: Requested actions remembered until their result arrives.
+MAX_PENDING = 8
+#: Consecutive answers the knowledge base could not ground before one escalates.
+UNGROUNDED_ESCALATE = 1
+#: Reasons whose answer is never an action (neither half of a conflict is acted on).
+NO_ACTION = frozenset({"conflict_topic", "acknowledged", "out_of_scope"})
 _CASE_NS = uuid.UUID("0b7d2c58-1f0e-4c3a-9e7a-636173657300")
 
 
@@ -111,6 +118,14 @@ class ConversationState:
     last_text: str = ""
     last_polarities: tuple[str, ...] = ()
     tone: str = "basic"
+    texts: tuple[str, ...] = ()
+    identity_failures: int = 0
+    ungrounded: int = 0
+    #: Actions requested and not completed yet: (action id, intent, turn, frustration,
+    #: confidence, sentiment label), so a result is decided on the state it was asked in.
+    pending: tuple[tuple[str, ...], ...] = ()
+    model: tuple[str, ...] = ()
+    confidence: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -120,8 +135,12 @@ class ConversationState:
         if not data:
             return cls()
         known = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
-        return cls(**kwargs)  # type: ignore[arg-type]
+        kwargs = {k: _tuples(v) for k, v in data.items() if k in known}
+        return cls(**kwargs)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def next_frustration(previous: float, message: float) -> float:
@@ -138,6 +157,10 @@ def case_id_for(tenant_id: str, conversation_id: str) -> str:
 
 def decide(state: ConversationState, event: Event) -> list[Event]:
     """The events the agent emits in response to ``event`` given ``state``."""
+    if isinstance(event, ActionCompleted):
+        if event.action_id in state.seen_messages:
+            return []
+        return _decide_result(state, event)
     if not isinstance(event, MessageEnriched) or event.message_id in state.seen_messages:
         return []
     return _decide_message(state, event)
@@ -155,6 +178,7 @@ class _Turn:
         self.second = msg.intents[1] if len(msg.intents) > 1 else None
         self.confidence = self.top.score if self.top else 0.0
         self.threshold = threshold_for(self.top.label) if self.top else 1.0
+        self.requests = 0
 
     def decision(self, action: str, reason: str, intent: str | None) -> DecisionMade:
         msg, after = self.msg, self.after
@@ -175,8 +199,39 @@ class _Turn:
         )
 
     def answer(self, reason: str, intent: str, text: str | None = None) -> list[Event]:
+        """A topic answer: an action (a workflow, or a knowledge-base answer) when one
+        applies, else ``text`` or the topic's template."""
+        request = self.request(reason, intent, workflows_only=text is not None)
+        if request is not None:
+            action = "reply" if request.kind == "answer" else "act"
+            return [self.decision(action, reason, intent), request]
         body = text or replies.answer_for(intent, self.after.tone)
         return [self.decision("reply", reason, intent), _reply(self.msg, body, "answer")]
+
+    def request(self, reason: str, intent: str, *, workflows_only: bool) -> ActionRequested | None:
+        if intent not in TOPICS or intent == OUT_OF_SCOPE or reason in NO_ACTION:
+            return None
+        at = self.msg.envelope.occurred_at.isoformat()
+        kind, params = actions.plan(self.state.texts, self.text, intent, at)
+        if kind == "answer" and workflows_only:
+            return None
+        env = caused_envelope(
+            self.msg.envelope,
+            ActionRequested,
+            producer=PRODUCER,
+            producer_version=POLICY_VERSION,
+            index=self.requests,
+        )
+        self.requests += 1
+        return ActionRequested(
+            envelope=env,
+            action_id=env.event_id,
+            message_id=self.msg.message_id,
+            kind=kind,
+            params=params,
+            intent=intent,
+            technical_level=self.after.tone,
+        )
 
     def acknowledge(self) -> list[Event]:
         return [
@@ -405,6 +460,118 @@ def _escalate(
     ]
 
 
+def _decide_result(state: ConversationState, done: ActionCompleted) -> list[Event]:
+    """Tell the customer an action's result, ask again, or escalate.
+
+    For ``kind="answer"`` the act stage has replied itself. An answer it could not ground
+    falls back to the topic's template the first time and escalates (``low_confidence``)
+    when the next answer cannot be grounded either; a failed one falls back too.
+    """
+    asked = next((p for p in state.pending if p[0] == done.action_id), None)
+    topic = asked[1] if asked else state.topic or ""
+    if done.kind == "answer":
+        if done.outcome == "escalate" and state.status != "escalated":
+            if state.ungrounded >= UNGROUNDED_ESCALATE:
+                return _escalate_result(state, done, "low_confidence")
+            return [_result_reply(done, state, replies.answer_for(topic, state.tone), "answer")]
+        if done.outcome == "error":
+            return [_result_reply(done, state, replies.answer_for(topic, state.tone), "answer")]
+        return []
+    verdict = actions.result_reply(done, state.identity_failures, state.tone)
+    if verdict.action == "escalate":
+        return [] if state.status == "escalated" else _escalate_result(state, done, verdict.reason)
+    if verdict.action == "clarify":
+        decision = _result_decision(state, done, "clarify", verdict.reason)
+        return [
+            decision,
+            ClarificationRequested(
+                envelope=_caused(done, ClarificationRequested),
+                message_id=done.message_id,
+                question=verdict.text,
+                options=(),
+            ),
+            _result_reply(done, state, verdict.text, "clarification"),
+        ]
+    text = verdict.text or replies.answer_for(topic, state.tone)
+    return [_result_reply(done, state, text, "answer")]
+
+
+def _caused(done: ActionCompleted, kind: type[Event]) -> Any:
+    return caused_envelope(done.envelope, kind, producer=PRODUCER, producer_version=POLICY_VERSION)
+
+
+def _result_reply(
+    done: ActionCompleted, state: ConversationState, text: str, kind: str
+) -> ReplyRequested:
+    env = _caused(done, ReplyRequested)
+    return ReplyRequested(
+        envelope=env,
+        reply_id=env.event_id,
+        message_id=done.message_id,
+        channel=state.channel,
+        text=text,
+        kind=kind,
+    )
+
+
+def _result_decision(
+    state: ConversationState, done: ActionCompleted, action: str, reason: str
+) -> DecisionMade:
+    name, version, sha256, *fallbacks = (*state.model, "", "", "")[: max(3, len(state.model))]
+    # decided on the state the action was requested in (a later message may be in already)
+    asked = next((p for p in state.pending if p[0] == done.action_id), None)
+    if asked is None:
+        asked = ("", state.topic or "", str(state.turn), str(state.frustration))
+        asked += (str(state.confidence), "negative" if state.negative_streak else "neutral")
+    _, topic, turn, frustration, confidence, sentiment = asked
+    intent = topic if topic in TOPICS else None
+    return DecisionMade(
+        envelope=_caused(done, DecisionMade),
+        message_id=done.message_id,
+        action=action,
+        reason=reason,
+        intent=intent,
+        confidence=float(confidence),
+        threshold=threshold_for(intent) if intent else 1.0,
+        sentiment_label=sentiment,
+        frustration=float(frustration),
+        turn=int(turn),
+        policy_version=POLICY_VERSION,
+        model=ModelInfo(name=name, version=version, sha256=sha256, fallbacks=tuple(fallbacks)),
+    )
+
+
+def _escalate_result(state: ConversationState, done: ActionCompleted, reason: str) -> list[Event]:
+    decision = _result_decision(state, done, "escalate", reason)
+    env = done.envelope
+    intent = decision.intent
+    about = f" about {replies.describe(intent)}" if intent else ""
+    tried = (*state.tried, f"{done.kind}:{done.outcome}")
+    summary = (
+        f"Escalated ({reason.replace('_', ' ')}) at turn {decision.turn}{about} after the "
+        f"{done.kind} action ({done.outcome}: {done.reason or 'no detail'}); "
+        f"frustration {decision.frustration:.2f}; tried: {', '.join(tried)}"
+    )
+    f = decision.frustration
+    return [
+        decision,
+        CaseEscalated(
+            envelope=_caused(done, CaseEscalated),
+            case_id=state.case_id or case_id_for(env.tenant_id, env.conversation_id),
+            message_id=done.message_id,
+            reason=reason,
+            priority="urgent" if f >= 0.9 else "high" if f >= 0.5 else "medium",
+            summary=summary,
+            intent=intent,
+            confidence=state.confidence,
+            sentiment_trajectory=state.valence_trajectory,
+            tried=tried[-HISTORY:],
+            transcript_ref=f"conversations/{env.tenant_id}/{env.conversation_id}",
+        ),
+        _result_reply(done, state, replies.HANDOVER[reason], "handover"),
+    ]
+
+
 # --- evolve ---------------------------------------------------------------------------
 
 
@@ -427,7 +594,7 @@ def evolve(state: ConversationState, event: Event) -> ConversationState:
     if isinstance(event, DecisionMade):
         unclear = base.unclear_turns + 1 if event.action == "clarify" else 0
         tried = base.tried
-        if event.action in ("reply", "clarify"):
+        if event.action in ("reply", "clarify", "act"):
             tried = (*tried, f"{event.action}:{event.intent or 'none'}")[-HISTORY:]
         topic, suspended = _move_topic(base, event)
         return dataclasses.replace(
@@ -446,6 +613,36 @@ def evolve(state: ConversationState, event: Event) -> ConversationState:
         )
     if isinstance(event, ConversationClosed):
         return dataclasses.replace(base, status="closed", last_event_id=env.event_id)
+    if isinstance(event, ActionRequested):
+        asked = (
+            event.action_id,
+            event.intent,
+            str(base.turn),
+            str(base.frustration),
+            str(base.confidence),
+            "negative" if base.negative_streak else "neutral",
+        )
+        return dataclasses.replace(base, pending=(*base.pending, asked)[-MAX_PENDING:])
+    if isinstance(event, ActionCompleted):
+        if event.action_id in state.seen_messages:
+            return state
+        failures = base.identity_failures
+        ungrounded = base.ungrounded
+        if event.kind == "answer":
+            ungrounded = ungrounded + 1 if event.outcome == "escalate" else 0
+        if event.outcome == "identity_not_verified":
+            failures += 1
+        elif event.outcome == "password_reset_sent":
+            failures = 0
+        return dataclasses.replace(
+            base,
+            tried=(*base.tried, f"{event.kind}:{event.outcome}")[-HISTORY:],
+            identity_failures=failures,
+            ungrounded=ungrounded,
+            pending=tuple(p for p in base.pending if p[0] != event.action_id),
+            seen_messages=(*base.seen_messages, event.action_id)[-SEEN:],
+            last_event_id=env.event_id,
+        )
     return state
 
 
@@ -473,6 +670,9 @@ def _observe(base: ConversationState, event: MessageEnriched) -> ConversationSta
         last_text=key,
         last_polarities=polarities(text),
         tone="technical" if technical_level(text) == "technical" else base.tone,
+        texts=(*base.texts, text[:2000])[-HISTORY:],
+        model=(event.model.name, event.model.version, event.model.sha256, *event.model.fallbacks),
+        confidence=event.intents[0].score if event.intents else 0.0,
         last_event_id=event.envelope.event_id,
     )
 

@@ -67,6 +67,18 @@ HANDOVER = {
         "who can look at your account and our conversation so far."
     ),
     "low_confidence": "I want to get this right, so I'm handing you to a support specialist.",
+    "refund_over_limit": (
+        "That refund is above what I can approve on my own, so I've passed it to our billing "
+        "team with the details; they will reply here."
+    ),
+    "identity_not_verified": (
+        "I couldn't verify that address for your workspace, so I can't send a reset link. "
+        "I'm passing this to a support specialist who can verify your identity."
+    ),
+    "server_error": (
+        "That looks like an error on our side, so I've reported it to our engineers with your "
+        "request details; a support specialist will follow up here."
+    ),
     "awaiting_human": "A support specialist has your case and will reply here shortly.",
 }
 GENERIC_CLARIFY = "Could you tell me a little more about what you need help with?"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from events.actions import ActionCompleted, ActionRequested
 from events.base import derive_event_id, origin_envelope
 from events.conversation import MessageReceived
 from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade, ReplyRequested
@@ -78,7 +79,12 @@ def run_demo(steps: Steps, echo: Callable[[str], None] = print) -> dict[str, int
             echo(f"\n=== {current.decode()} ===")
         if isinstance(event, MessageReceived | EventRejected):
             continue
-        if out.topic == steps.topics.enriched:
+        if isinstance(event, ActionRequested):
+            echo(f"   action requested: {event.kind}")
+        elif isinstance(event, ActionCompleted):
+            extra = f" [{', '.join(event.citations)}]" if event.citations else ""
+            echo(f"   action {event.kind}: {event.status} -> {event.outcome}{extra}")
+        elif out.topic == steps.topics.enriched:
             text = getattr(event, "text", "")
             intents = getattr(event, "intents", ())
             top = f"{intents[0].label} {intents[0].score:.2f}" if intents else "no intent"

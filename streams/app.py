@@ -65,6 +65,7 @@ def create_app(
         return app.topic(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     inbound, enriched = topic(topics.inbound), topic(topics.enriched)
+    actions = topic(topics.actions)
     table = app.Table(
         TABLE_NAME,
         default=None,
@@ -81,6 +82,9 @@ def create_app(
     in_counters = {name: metrics.EVENTS_IN.labels(name, "live") for name in topics.all()}
     enrich_time = metrics.PROCESSING.labels("enrich")
     decide_time = metrics.PROCESSING.labels("decide")
+    act_time = metrics.PROCESSING.labels("act")
+    # workflows and answers do blocking I/O (SMTP, LLM calls): their own thread
+    acting = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="act")
 
     async def publish(outputs: list[Output]) -> list[Any]:
         """Hand ``outputs`` to the producer; returns futures that resolve on the ack."""
@@ -120,13 +124,30 @@ def create_app(
         async for events in batches:
             await decide_batch(events)
 
+    async def act_agent(stream: Any) -> None:
+        """One action at a time, in order, off the event loop. At-least-once: an action
+        redelivered after a crash is performed again; its ActionCompleted has the same
+        id, so the decider ignores the second one."""
+        async for event in stream.events():
+            started = time.perf_counter()
+            record = record_of(event, topics.actions)
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                acting, steps.act_record, record
+            )
+            acks = await publish(outputs)
+            if acks:
+                await asyncio.gather(*acks)
+            act_time.observe(time.perf_counter() - started)
+
     roles = {r.strip() for r in settings.worker_agents.split(",") if r.strip()}
-    if unknown := roles - {"enrich", "decide"}:
-        raise ValueError(f"unknown worker agents {sorted(unknown)}; use enrich and/or decide")
+    if unknown := roles - {"enrich", "decide", "act"}:
+        raise ValueError(f"unknown worker agents {sorted(unknown)}; use any of enrich, decide, act")
     if "enrich" in roles:
         app.agent(inbound, name="enrich")(enrich_agent)
     if "decide" in roles:
         app.agent(enriched, name="decide")(decide_agent)
+    if "act" in roles:
+        app.agent(actions, name="act")(act_agent)
 
     async def decide_batch(events: list[Any]) -> None:
         """Decide a batch; write states only once every output is acknowledged.

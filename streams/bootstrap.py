@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from events.codec import AvroCodec
 from events.registry import InProcessRegistry, SchemaRegistry
 from processors.baseline import BaselineLexicalModel
 from processors.ports import IntentSentimentModel
 from streams import metrics
+from streams.act import Actor
 from streams.settings import Settings
 from streams.steps import Steps
 from streams.topics import Topics
+
+if TYPE_CHECKING:
+    from agent.responder import Responder
+    from agent.workflows import Workflows
+    from kb.retrieve import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -96,4 +106,72 @@ def build_codec(settings: Settings) -> AvroCodec:
 
 
 def build_steps(settings: Settings) -> Steps:
-    return Steps(build_codec(settings), Topics(settings.topic_prefix), build_model(settings))
+    return Steps(
+        build_codec(settings),
+        Topics(settings.topic_prefix),
+        build_model(settings),
+        actor=lambda: build_actor(settings),
+    )
+
+
+def build_workflows_for(settings: Settings, clock: Callable[[], datetime]) -> Workflows:
+    """Workflows seeded from ``settings.accounts_path``; mail to ``.eml`` files unless an
+    SMTP host is set; ``clock`` is the act stage's (the request's time)."""
+    from agent.workflows import FileMailer, build_workflows, load_accounts
+
+    path = settings.accounts_path or Path(
+        str(resources.files("agent.workflows").joinpath("sample_accounts.yaml"))
+    )
+    mailer = None if settings.smtp_host else FileMailer(settings.data_dir / "mail")
+    return build_workflows(settings, accounts=load_accounts(str(path)), mailer=mailer, clock=clock)
+
+
+def build_kb_retriever(settings: Settings) -> Callable[[str], Retriever]:
+    """The knowledge-base retriever (built once); a tenant whose knowledge base is empty
+    gets ``settings.kb_articles`` ingested on first use."""
+    from kb.bootstrap import KbConfig, build_embedder, build_index, build_sink, build_store
+    from kb.ingest import ingest
+    from kb.retrieve import Retriever
+
+    config = KbConfig(store=settings.kb_store)
+    built: list[Retriever] = []
+    ready: set[str] = set()
+
+    def for_tenant(tenant: str) -> Retriever:
+        if not built:
+            embedder = build_embedder(config)
+            built.append(Retriever(embedder, build_index(config), build_store(config)))
+        retriever = built[0]
+        if tenant not in ready:
+            if not retriever.store.load(tenant):
+                articles = settings.kb_articles or Path(
+                    str(resources.files("kb").joinpath("articles"))
+                )
+                log.info("knowledge base of %s is empty: ingesting %s", tenant, articles)
+                ingest(
+                    articles,
+                    tenant=tenant,
+                    embedder=retriever.embedder,
+                    index=retriever.index,
+                    store=retriever.store,
+                    sink=build_sink(config),
+                )
+            ready.add(tenant)
+        return retriever
+
+    return for_tenant
+
+
+def build_responder_for(settings: Settings) -> Responder:
+    from agent.responder import build_responder
+
+    return build_responder(settings)
+
+
+def build_actor(settings: Settings) -> Actor:
+    """The act stage's adapters, each built on first use."""
+    return Actor(
+        workflows=lambda clock: build_workflows_for(settings, clock),
+        responder=lambda: build_responder_for(settings),
+        retriever=build_kb_retriever(settings),
+    )

@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     triton_url: str = Field("127.0.0.1:18001", description="Triton gRPC address.")
     triton_model: str = Field("casestream_enrich", description="Triton model name.")
     worker_agents: str = Field(
-        "enrich,decide",
-        description="Agents this worker runs: enrich (model nodes), decide, or both.",
+        "enrich,decide,act",
+        description="Agents this worker runs: enrich (model nodes), decide, act (workflows).",
     )
     commit_interval_s: float = Field(0.5, gt=0, description="Consumer offset commit interval.")
     producer_linger_ms: int = Field(10, ge=0, description="Producer linger for output batching.")
@@ -74,6 +74,30 @@ class Settings(BaseSettings):
     crm_password: str | None = Field(None, description="Salesforce password.")
     crm_token: str | None = Field(None, description="Salesforce security token.")
     data_dir: Path = Field(Path(".data"), description="Local state (archives, stores).")
+    accounts_path: Path | None = Field(
+        None,
+        description=(
+            "Accounts, plans and invoices seeding the in-memory workflow adapters;"
+            " unset = the packaged agent/workflows/sample_accounts.yaml."
+        ),
+    )
+    reset_token_store: str = Field(
+        "memory://", description="Reset tokens: memory:// or sqlite:///path/to/tokens.db."
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP relay for reset emails; unset = .eml files under data_dir/mail."
+    )
+    smtp_port: int = Field(25, description="SMTP relay port.")
+    kb_store: Path = Field(Path(".data/kb"), description="Knowledge-base index and passages.")
+    kb_articles: Path | None = Field(
+        None,
+        description=(
+            "Articles ingested for a tenant whose knowledge base is empty on first use;"
+            " unset = the packaged kb/articles."
+        ),
+    )
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible LLM; unset = none.")
+    llm_model: str | None = Field(None, description="Model name of the primary LLM.")
 
 
 def load_settings(**overrides: object) -> Settings:

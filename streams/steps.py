@@ -1,8 +1,9 @@
 """The processing steps both drivers run: bytes in, bytes out, dead letters on failure.
 
 The live driver (Faust, ``streams.app``) and the log driver (``replay.driver``) call the
-same two steps, so they cannot disagree: ``enrich_record`` for the inbound topic and
-``decide_record`` for the enriched topic. A record that does not decode, or whose
+same three steps, so they cannot disagree: ``enrich_record`` for the inbound topic,
+``decide_record`` for the enriched topic and ``act_record`` for the actions topic (whose
+``ActionCompleted`` goes back to the enriched topic). A record that does not decode, or whose
 processing raises, becomes an ``EventRejected`` for the dead-letter topic and the
 stream goes on.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from events.actions import ActionRequested
 from events.base import Envelope, Event, derive_event_id
 from events.codec import AvroCodec, DecodeError
 from events.conversation import MessageReceived
@@ -21,6 +24,9 @@ from processors.conversation import ConversationState, handle
 from processors.enrich import enrich
 from processors.ports import IntentSentimentModel, Prediction
 from streams.topics import PASS_THROUGH, Topics
+
+if TYPE_CHECKING:
+    from streams.act import Actor
 
 PRODUCER_VERSION = "0.1.0"
 MAX_REASON = 2000
@@ -51,10 +57,20 @@ class Output:
 class Steps:
     """Decode, run a pure processor, encode; dead-letter anything that fails."""
 
-    def __init__(self, codec: AvroCodec, topics: Topics, model: IntentSentimentModel) -> None:
+    def __init__(
+        self,
+        codec: AvroCodec,
+        topics: Topics,
+        model: IntentSentimentModel,
+        actor: Callable[[], Actor] | None = None,
+    ) -> None:
+        """``actor`` builds the act stage's adapters on first use (default: from the
+        environment's settings, see :func:`streams.bootstrap.build_actor`)."""
         self.codec = codec
         self.topics = topics
         self.model = model
+        self._make_actor = actor
+        self._actor: Actor | None = None
         self.on_rejected: Callable[[EventRejected], None] | None = None
 
     def output(self, event: Event) -> Output:
@@ -147,6 +163,31 @@ class Steps:
             return new_state, [self.output(e) for e in events]
         except Exception as exc:
             return state, [self.rejected(record, "decide", exc)]
+
+    @property
+    def actor(self) -> Actor:
+        if self._actor is None:
+            if self._make_actor is None:
+                from streams.bootstrap import build_actor
+                from streams.settings import load_settings
+
+                self._actor = build_actor(load_settings())
+            else:
+                self._actor = self._make_actor()
+        return self._actor
+
+    def act_record(self, record: Record) -> list[Output]:
+        """Actions record -> ActionCompleted (to the enriched topic), plus the reply of a
+        knowledge-base answer. A failing action is recorded, not dead-lettered."""
+        event = self.decode(record)
+        if isinstance(event, Output):
+            return [event]
+        if not isinstance(event, ActionRequested):
+            return []
+        try:
+            return [self.output(e) for e in self.actor.act(event)]
+        except Exception as exc:
+            return [self.rejected(record, "act", exc)]
 
 
 def _split_key(key: bytes | None) -> tuple[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from events.actions import ActionCompleted, ActionRequested
 from events.base import Event
 from events.conversation import (
     ConversationClosed,
@@ -44,6 +45,9 @@ ENRICHED = TopicSpec("conversations.enriched", "MessageEnriched + lifecycle even
 DECISIONS = TopicSpec("conversations.decisions", "DecisionMade and ClarificationRequested.")
 OUTBOUND = TopicSpec("conversations.outbound", "ReplyRequested, for connectors to deliver.")
 DELIVERIES = TopicSpec("conversations.deliveries", "ReplyDelivered, written by connectors.")
+ACTIONS = TopicSpec(
+    "conversations.actions", "ActionRequested, for the act stage (workflows, KB answers)."
+)
 CASES = TopicSpec("conversations.cases", "CaseEscalated, for the CRM projection.")
 KNOWLEDGE = TopicSpec(
     "knowledge", "KnowledgeIngested, one per article version.", key="tenant_id/kb:article_id"
@@ -59,6 +63,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     OUTBOUND,
     DELIVERIES,
     CASES,
+    ACTIONS,
     KNOWLEDGE,
     DEADLETTER,
 )
@@ -77,6 +82,9 @@ ROUTES: dict[type[Event], TopicSpec] = {
     CaseEscalated: CASES,
     EventRejected: DEADLETTER,
     KnowledgeIngested: KNOWLEDGE,
+    ActionRequested: ACTIONS,
+    # on the decider's input stream, so the result is ordered with the conversation
+    ActionCompleted: ENRICHED,
 }
 
 #: Lifecycle events the enrich stage forwards unchanged to the enriched topic so the
@@ -119,6 +127,10 @@ class Topics:
     @property
     def cases(self) -> str:
         return self.name(CASES)
+
+    @property
+    def actions(self) -> str:
+        return self.name(ACTIONS)
 
     @property
     def deadletter(self) -> str:

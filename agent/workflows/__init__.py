@@ -13,7 +13,7 @@ from agent.workflows.api_errors import ApiDiagnosis, diagnose
 from agent.workflows.billing import BillingPort, InMemoryBilling, Invoice, RefundResult
 from agent.workflows.extract import Money, amounts, emails, invoice_numbers, wants_last_invoice
 from agent.workflows.fixtures import Accounts, accounts_from_mapping, load_accounts
-from agent.workflows.mailer import Mailer, OutgoingEmail, SmtpMailer
+from agent.workflows.mailer import FileMailer, Mailer, OutgoingEmail, SmtpMailer
 from agent.workflows.password import PasswordResetResult
 from agent.workflows.tokens import InMemoryTokenStore, SQLiteTokenStore, TokenStore
 from agent.workflows.wiring import build_workflows
@@ -25,6 +25,7 @@ __all__ = [
     "ActionResult",
     "ApiDiagnosis",
     "BillingPort",
+    "FileMailer",
     "InMemoryAccountDirectory",
     "InMemoryBilling",
     "InMemoryTokenStore",

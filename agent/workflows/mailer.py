@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlencode
 
@@ -32,7 +33,7 @@ class OutgoingEmail:
 
 
 class Mailer(Protocol):
-    """Sends email. Adapters: :class:`SmtpMailer`."""
+    """Sends email. Adapters: :class:`SmtpMailer`, :class:`FileMailer`."""
 
     def send(self, email: OutgoingEmail) -> str:
         """Deliver ``email`` to the relay; return its Message-ID.
@@ -56,8 +57,10 @@ def reset_email(
     sender: str = DEFAULT_SENDER,
     now: datetime | None = None,
 ) -> OutgoingEmail:
-    """The reset email for ``user`` (pure apart from the random Message-ID)."""
+    """The reset email for ``user``; pure: the Message-ID names the user and the time, so a
+    replayed request records the same id."""
     expires = as_utc(expires_at).strftime("%H:%M UTC")
+    stamp = as_utc(now).isoformat() if now is not None else expires_at.isoformat()
     body = (
         f"Hello {user.name},\n\n"
         "We received a request to reset the password of your Casestream CRM account.\n"
@@ -73,10 +76,38 @@ def reset_email(
         to=user.email,
         subject=RESET_SUBJECT,
         body=body,
-        message_id=f"<{uuid.uuid4().hex}@casestream.io>",
+        message_id=f"<reset-{_digest(user.tenant_id, user.id, stamp)}@casestream.io>",
         sender=sender,
         date=now,
     )
+
+
+def _message(email: OutgoingEmail) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = email.sender
+    message["To"] = email.to
+    message["Subject"] = email.subject
+    message["Message-ID"] = email.message_id
+    if email.date is not None:
+        message["Date"] = format_datetime(as_utc(email.date))
+    message.set_content(email.body)
+    return message
+
+
+class FileMailer:
+    """Writes each email as an ``.eml`` file under ``directory`` (no SMTP relay set up)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, email: OutgoingEmail) -> str:
+        name = email.message_id.strip("<>").replace("@", "_").replace("/", "_")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / f"{name}.eml").write_bytes(bytes(_message(email)))
+        except OSError as exc:
+            raise WorkflowError(f"mail file: {type(exc).__name__}: {exc}") from exc
+        return email.message_id
 
 
 class SmtpMailer:
@@ -96,14 +127,7 @@ class SmtpMailer:
         self.starttls, self.username, self.password = starttls, username, password
 
     def send(self, email: OutgoingEmail) -> str:
-        message = EmailMessage()
-        message["From"] = email.sender
-        message["To"] = email.to
-        message["Subject"] = email.subject
-        message["Message-ID"] = email.message_id
-        if email.date is not None:
-            message["Date"] = format_datetime(as_utc(email.date))
-        message.set_content(email.body)
+        message = _message(email)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
                 if self.starttls:
@@ -116,3 +140,7 @@ class SmtpMailer:
         if refused:
             raise WorkflowError(f"smtp: recipients refused: {sorted(refused)}")
         return email.message_id
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

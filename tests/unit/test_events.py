@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from events.actions import ActionCompleted, ActionRequested
 from events.base import Event, caused_envelope
 from events.catalog import EVENT_CLASSES, current_entries, schema_files
 from events.codec import MAGIC, AvroCodec, DecodeError
@@ -107,6 +108,27 @@ def samples() -> list[Event]:
             status="current",
             passage_ids=("kb-api-rate-limits@v2#0",),
             notes=("supersedes v1",),
+        ),
+        ActionRequested(
+            envelope=env(ActionRequested),
+            action_id="a",
+            message_id="m",
+            kind="password_reset",
+            params={"email": "dana@acme.example"},
+            intent="ACCOUNT/Password",
+            technical_level="basic",
+        ),
+        ActionCompleted(
+            envelope=env(ActionCompleted),
+            action_id="a",
+            message_id="m",
+            kind="answer",
+            status="completed",
+            outcome="answered",
+            details={"grounded": "true"},
+            reason="",
+            citations=("kb-api-rate-limits@v2#0",),
+            link="extractive",
         ),
     ]
 

@@ -6,6 +6,7 @@ import json
 
 from hypothesis import given, settings
 
+from events.actions import ActionRequested
 from events.codec import AvroCodec
 from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade, ReplyRequested
 from processors.conversation import ConversationState, decide, evolve, fold, handle
@@ -28,8 +29,10 @@ def kinds(events: list) -> list[str]:  # type: ignore[type-arg]
 
 
 def test_confident_intent_is_answered() -> None:
+    # issue 4: a topic answer is a knowledge-base answer the act stage composes
     out = decide(ConversationState(), enriched("forgot password", [("ACCOUNT/Password", 0.95)]))
-    assert kinds(out) == ["DecisionMade", "ReplyRequested"]
+    assert kinds(out) == ["DecisionMade", "ActionRequested"]
+    assert isinstance(out[1], ActionRequested) and out[1].kind == "answer"
     assert isinstance(out[0], DecisionMade)
     assert (out[0].action, out[0].reason, out[0].threshold) == ("reply", "confident_intent", 0.9)
 
@@ -37,7 +40,7 @@ def test_confident_intent_is_answered() -> None:
 def test_category_thresholds_apply() -> None:
     # 0.8 clears BILLING (0.6) and TECHNICAL (0.7) but not ACCOUNT (0.9) or PRODUCT (0.85)
     for label, expect in [
-        ("BILLING/Invoice", "reply"),
+        ("BILLING/Invoice", "act"),  # issue 4: an invoice lookup
         ("TECHNICAL/API", "reply"),
         ("ACCOUNT/MFA", "clarify"),
         ("PRODUCT/Features", "clarify"),
@@ -63,7 +66,7 @@ def test_margin_of_exactly_015_is_not_ambiguous() -> None:
     d = decide(
         ConversationState(), enriched("x", [("BILLING/Invoice", 0.75), ("DATA/Export", 0.6)])
     )
-    assert isinstance(d[0], DecisionMade) and d[0].action == "reply"
+    assert isinstance(d[0], DecisionMade) and d[0].action == "act"  # an invoice lookup
 
 
 def test_explicit_human_request_escalates_with_context() -> None:
@@ -84,7 +87,7 @@ def test_explicit_human_request_escalates_with_context() -> None:
     assert case.reason == "explicit_human_request"
     assert case.intent == "BILLING/Invoice"  # the topic, not "human_request"
     assert case.sentiment_trajectory[-1] == -0.6
-    assert case.tried == ("reply:BILLING/Invoice",)
+    assert case.tried == ("act:BILLING/Invoice",)
 
 
 def test_angry_customer_is_escalated() -> None:
@@ -165,13 +168,14 @@ def test_every_message_gets_a_decision_and_a_reply_per_decision(messages: list) 
     _, outs = run(messages)
     for out in outs:
         assert kinds(out).count("DecisionMade") >= 1  # two for a multi-intent message
-        assert kinds(out).count("ReplyRequested") == kinds(out).count("DecisionMade")
-        replies = [e for e in out if isinstance(e, ReplyRequested)]
-        assert replies[0].text
+        # issue 4: a decision is answered by a reply or by an action request
+        answered = kinds(out).count("ReplyRequested") + kinds(out).count("ActionRequested")
+        assert answered == kinds(out).count("DecisionMade")
+        assert all(e.text for e in out if isinstance(e, ReplyRequested))
 
 
 def test_evolve_leaves_state_alone_for_events_it_does_not_track() -> None:
-    state, outs = run([enriched("forgot password", [("ACCOUNT/Password", 0.95)])])
+    state, outs = run([enriched("mfa?", [("ACCOUNT/MFA", 0.8)])])  # a clarification
     reply = next(e for e in outs[0] if isinstance(e, ReplyRequested))
     assert evolve(state, reply) is state
 
@@ -219,9 +223,10 @@ def test_a_follow_up_continues_the_topic_and_is_no_human_request() -> None:
             ),
         ]
     )
+    # issue 4: the email makes both follow-ups a password reset
     assert decisions(outs)[1:] == [
-        ("reply", "follow_up", "ACCOUNT/Password"),
-        ("reply", "follow_up", "ACCOUNT/Password"),
+        ("act", "follow_up", "ACCOUNT/Password"),
+        ("act", "follow_up", "ACCOUNT/Password"),
     ]
 
 
