@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -36,12 +37,17 @@ def pipeline(
         publish_scenarios(settings)
         wait_for(
             lambda: (
-                len(decisions.of_type("DecisionMade")) >= TOTAL_MESSAGES
+                len({d.message_id for d in decisions.of_type("DecisionMade")}) >= TOTAL_MESSAGES
                 and outbound.count() >= TOTAL_MESSAGES
             ),
             90,
-            f"{TOTAL_MESSAGES} decisions and replies\n{worker.log_tail()}",
+            f"{TOTAL_MESSAGES} decided messages and replies\n{worker.log_tail()}",
         )
+        # the act stage's results add decisions of their own: wait until the log is quiet
+        seen = -1
+        while seen != decisions.count() + outbound.count():
+            seen = decisions.count() + outbound.count()
+            time.sleep(3)
         made = decisions.of_type("DecisionMade")
     finally:
         decisions.close()
@@ -74,7 +80,7 @@ def test_the_projection_counts_what_the_worker_wrote(
     report = compute_kpis(store, "demo", START - timedelta(days=1), START + timedelta(days=1))
     assert report.summary["messages"] == TOTAL_MESSAGES
     assert report.summary["conversations"] == len(SCENARIOS)
-    assert report.summary["decisions"] == len({d.event_id for d in made}) == TOTAL_MESSAGES
+    assert report.summary["decisions"] == len({d.event_id for d in made}) >= TOTAL_MESSAGES
     by_action = {r["action"]: r["decisions"] for r in report.tables["decisions"]}
     assert by_action == dict(Counter(d.action for d in made))
     assert report.summary["latency_samples"] == TOTAL_MESSAGES

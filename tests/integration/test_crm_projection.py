@@ -42,7 +42,9 @@ from tests.support import TopicWatcher, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
-TENANT, ANGRY = "t1", "demo-2-angry-customer"
+# the demo tenant: its directory (agent/workflows/sample_accounts.yaml) knows the
+# blueprint's user@example.com, so only the angry customer escalates
+TENANT, ANGRY = "demo", "demo-2-angry-customer"
 ANGRY_ID = external_id(TENANT, ANGRY)
 
 
