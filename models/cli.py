@@ -29,6 +29,10 @@ DataOpt = Annotated[Path, typer.Option("--data", help="Labelled .csv/.tsv/.jsonl
 TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]
 LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the label.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for CV folds and splits.")]
+ModelOpt = Annotated[
+    Path | None, typer.Option("--model", help="Head or enrich dir (default: enrich/VARIANT).")
+]
+VariantOpt = Annotated[str, typer.Option(help="Embedder variant for a head dir.")]
 
 
 def _json_line(payload: dict[str, Any]) -> None:
@@ -108,12 +112,10 @@ def _evaluate(
 @eval_app.command("intents")
 def eval_intents(
     data: DataOpt,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Head or enrich dir (default: enrich/VARIANT).")
-    ] = None,
+    model: ModelOpt = None,
     text_col: TextCol = "text",
     label_col: LabelCol = "label",
-    variant: Annotated[str, typer.Option(help="Embedder variant for a head dir.")] = "int8",
+    variant: VariantOpt = "int8",
 ) -> None:
     """Accuracy, macro-F1, per-class table, ECE and out-of-scope recall of an intent model."""
     _evaluate("intent", model, data, text_col, label_col, variant)
@@ -122,12 +124,10 @@ def eval_intents(
 @eval_app.command("sentiment")
 def eval_sentiment(
     data: DataOpt,
-    model: Annotated[
-        Path | None, typer.Option("--model", help="Head or enrich dir (default: enrich/VARIANT).")
-    ] = None,
+    model: ModelOpt = None,
     text_col: TextCol = "text",
     label_col: LabelCol = "label",
-    variant: Annotated[str, typer.Option(help="Embedder variant for a head dir.")] = "int8",
+    variant: VariantOpt = "int8",
     frustration_col: Annotated[
         str | None, typer.Option("--frustration-col", help="Also score the frustration output.")
     ] = None,
