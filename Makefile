@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12
 N      ?= 50000
 
 .PHONY: help install demo test test-unit test-integration lint up down status redis-install models \
-        chromium-install bench-analytics bench-models \
+        chromium-install bench-analytics bench-models bench-agent \
         kafka-jars bench-backbone worker serve clean
 
 help:  ## list the targets
@@ -110,6 +110,9 @@ bench-models: install kafka-jars models triton-env  ## enrich model bare (int8/f
 
 bench-analytics: install kafka-jars redis-install  ## Kafka -> ClickHouse ingest, dashboard p95, Redis updates/s (N=1000000)
 	$(BIN)/python bench/analytics.py --events $(or $(EVENTS),1000000)
+
+bench-agent: install models  ## per-turn decision latency through the log driver, without and with an LLM (local OpenAI-compatible server)
+	$(BIN)/python bench/agent.py --llm-delay-ms $(or $(LLM_DELAY_MS),200)
 
 clean:  ## stop services and delete local data (keeps the jar cache)
 	-$(BIN)/casestream down --wipe
