@@ -3,8 +3,11 @@
 Delivery guarantee: at-least-once plus deterministic output ids and dedup by event id
 in every reader (Faust's ``exactly_once`` has open bugs: faust-streaming/faust#517,
 #440, #323). Faust flushes the producer before it commits offsets, so an output is
-on the log before its input's offset is committed; a redelivered input re-emits
-byte-identical outputs (see ``processors.conversation.handle``).
+on the log before its input's offset is committed; the decide agent also waits for its
+states' changelog records before its inputs can be committed (see ``decide_batch``), so a
+redelivered input meets the state it was first decided on and re-emits byte-identical
+outputs (see ``processors.conversation.handle``). ``worker_instance_id`` gives the worker
+static group membership, so a restarted worker resumes at once.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def create_app(
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         broker_commit_interval=settings.commit_interval_s,
+        consumer_group_instance_id=settings.worker_instance_id,
         processing_guarantee="at_least_once",
         producer_linger=settings.producer_linger_ms / 1000,
         consumer_auto_offset_reset="earliest",
@@ -76,6 +80,7 @@ def create_app(
         # the enriched topic is partitioned too; needed because batches span partitions
         use_partitioner=True,
     )
+    changelog = changelog_topic(settings)
     positions: dict[tuple[str, int], int] = {}
     inference = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="inference")
     out_counters = {name: metrics.EVENTS_OUT.labels(name) for name in topics.all()}
@@ -150,10 +155,19 @@ def create_app(
         app.agent(actions, name="act")(act_agent)
 
     async def decide_batch(events: list[Any]) -> None:
-        """Decide a batch; write states only once every output is acknowledged.
+        """Decide a batch; write states only once every output is acknowledged, and
+        return (so the batch's inputs can be acked and committed) only once every state
+        is acknowledged too.
 
         So a state that says "message seen" implies its outputs are on the log, and a
-        redelivered message can safely yield nothing.
+        redelivered message can safely yield nothing; and a committed input implies its
+        state is on the changelog, so a restarted worker decides the next message on
+        the state the killed one had (same decision, same bytes).
+
+        The states go to the changelog through the producer, not through ``table[key] =``:
+        Faust queues table writes in its producer buffer, whose flush before a commit
+        gives up after 0.1 s without a send ("producer buffer full" under load), so
+        offsets could be committed while the states of their messages were still queued.
         """
         started = time.perf_counter()
         states: dict[bytes, ConversationState] = {}
@@ -177,8 +191,19 @@ def create_app(
             metrics.END_TO_END.observe(max(0.0, time.time() - record.timestamp_ms / 1000))
         if acks:
             await asyncio.gather(*acks)
+        written = []
         for key in changed:
-            table[key] = json.dumps(states[key].to_dict(), separators=(",", ":")).encode()
+            value = json.dumps(states[key].to_dict(), separators=(",", ":")).encode()
+            # the changelog record Faust would write (raw key and value, partitioned by
+            # key like the enriched topic), then the local store without a second record
+            written.append(
+                await app.producer.send(
+                    changelog, key, value, partition=None, timestamp=None, headers=None
+                )
+            )
+            table.data[key] = value
+        if written:
+            await asyncio.gather(*written)
         decide_time.observe((time.perf_counter() - started) / len(events))
 
     @app.task  # type: ignore[untyped-decorator]

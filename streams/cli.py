@@ -85,7 +85,12 @@ def worker(
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     faust_app = create_app(settings, build_model(settings), build_codec(settings))
-    Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    runner = Worker(faust_app, loglevel=loglevel, quiet=True)
+    # Faust's progress spinner sets the root logger to DEBUG for the worker's whole life
+    # when the level is warn or above (faust/worker.py _setup_spinner_handler), so every
+    # debug call in aiokafka/faust is formatted and filtered: no spinner, the level holds.
+    runner.spinner = None
+    runner.execute_from_commandline()
 
 
 @app.command()

@@ -40,6 +40,15 @@ class Settings(BaseSettings):
         description="Agents this worker runs: enrich (model nodes), decide, act (workflows).",
     )
     commit_interval_s: float = Field(0.5, gt=0, description="Consumer offset commit interval.")
+    worker_instance_id: str | None = Field(
+        None,
+        description=(
+            "Static consumer-group membership (group.instance.id), unique per worker and"
+            " stable across its restarts (e.g. the pod name): a restarted worker takes its"
+            " partitions back at once instead of waiting for its old session to expire."
+            " Unset = dynamic membership."
+        ),
+    )
     producer_linger_ms: int = Field(10, ge=0, description="Producer linger for output batching.")
     batch_max: int = Field(256, ge=1, description="Most records an agent takes at once.")
     batch_within_s: float = Field(

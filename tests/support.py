@@ -55,8 +55,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "model_timeout_s",
         "batch_max",
         "batch_within_s",
+        "worker_instance_id",
     ):
-        env[f"CASESTREAM_{name.upper()}"] = str(getattr(settings, name))
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"CASESTREAM_{name.upper()}"] = str(value)
     return env
 
 
@@ -73,15 +76,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, every: fl
 class WorkerProcess:
     """``casestream worker`` as a child process (so a test can kill -9 it)."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, loglevel: str = "warn") -> None:
         self.settings = settings
         self.log_path = log_path
+        self.loglevel = loglevel
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams", "worker", "--loglevel", "warn"],
+            [sys.executable, "-m", "streams", "worker", "--loglevel", self.loglevel],
             cwd=REPO,
             env=settings_env(self.settings),
             stdout=log,
@@ -110,7 +114,13 @@ class WorkerProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text("utf-8", "replace").splitlines()
-        return "\n".join(line for line in text if not line.startswith("%"))[-8000:] or "(empty)"
+        kept = [line for line in text if not line.startswith("%")][-lines:]
+        return "\n".join(kept)[-8000:] or "(empty)"
+
+    def check_alive(self) -> None:
+        """Raise with the log's tail if the worker has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"worker exited with {self.proc.returncode}\n{self.log_tail()}")
 
 
 class TopicWatcher:
@@ -129,6 +139,7 @@ class TopicWatcher:
         self.events: list[Event] = []
         self.raw: list[tuple[bytes | None, bytes | None, int]] = []
         self.undecodable = 0
+        self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._consumer = Consumer(
@@ -152,6 +163,12 @@ class TopicWatcher:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._read()
+        except BaseException as exc:  # surfaced by snapshot(): a dead reader fails the test
+            self.error = exc
+
+    def _read(self) -> None:
         while not self._stop.is_set():
             for msg in self._consumer.consume(500, timeout=0.2):
                 if msg.error():
@@ -167,11 +184,17 @@ class TopicWatcher:
                     except DecodeError:
                         self.undecodable += 1
 
+    def _check(self) -> None:
+        if self.error is not None:
+            raise AssertionError(f"the topic reader stopped: {self.error!r}") from self.error
+
     def count(self) -> int:
+        self._check()
         with self._lock:
             return len(self.raw)
 
     def snapshot(self) -> list[Event]:
+        self._check()
         with self._lock:
             return list(self.events)
 
