@@ -1,7 +1,7 @@
 """``casestream projections run|rebuild NAME``: feed a projection from the log, or rebuild it.
 
 :data:`PROJECTIONS` maps each name to a factory ``Settings -> ManagedProjection`` (a
-``projections.runner.Projection`` that can also ``wipe()`` its keys for the topic prefix,
+``projections.contract.Projection`` that can also ``wipe()`` its keys for the topic prefix,
 ``summary()`` what it holds and ``close()``). Heavy imports (Kafka, Redis) happen when a
 command runs, not when ``casestream`` starts.
 """
@@ -23,7 +23,7 @@ from streams.settings import Settings, load_settings
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from projections.runner import Projection, RunStats
+    from projections.contract import Projection, RunStats
 
     class ManagedProjection(Projection, Protocol):
         def wipe(self) -> int: ...

@@ -28,7 +28,7 @@ from projections.generations import live_generation, new_generation, remove_gene
 from streams.settings import Settings
 
 if TYPE_CHECKING:
-    from projections.runner import RunStats
+    from projections.contract import RunStats
 
 log = logging.getLogger("casestream.projections")
 Report = dict[str, Any]

@@ -23,121 +23,48 @@ from __future__ import annotations
 
 import gc
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from prometheus_client import Counter
 
-from events.base import Event
 from events.codec import AvroCodec, DecodeError
+from projections.contract import (
+    Applied,
+    BatchWriter,
+    Position,
+    Prepared,
+    Projection,
+    RunStats,
+    StoreRewound,
+)
+from projections.writer import Decoded, Stop, Writer
 from streams.bootstrap import build_codec
 from streams.kafka import record_of
 from streams.settings import Settings
 from streams.steps import Record
 
+__all__ = [  # the contract, importable from here too
+    "Applied",
+    "BatchWriter",
+    "Position",
+    "Prepared",
+    "Projection",
+    "RunStats",
+    "StoreRewound",
+    "run_projection",
+]
+
 log = logging.getLogger("casestream.projections")
 
-APPLIED = Counter(
-    "casestream_projection_events_total", "Events applied by a projection.", ["projection"]
-)
 SKIPPED = Counter(
     "casestream_projection_undecodable_total",
     "Records a projection could not decode (the worker dead-letters them).",
     ["projection"],
 )
-RETRIES = Counter(
-    "casestream_projection_retries_total", "Failed apply attempts (store down).", ["projection"]
-)
-
-Position = dict[tuple[str, int], int]
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One decoded record handed to a projection."""
-
-    record: Record
-    event: Event
-
-
-class Projection(Protocol):
-    """An idempotent fold of events into a store that keeps its own position.
-
-    A projection may set ``concurrent_write = True`` when its writes may run on another
-    thread than ``positions()`` (the runner then writes on its own thread while reading
-    and decoding the next batch); without it, the runner writes inline. ``max_batch``
-    caps the records of one write (e.g. to bound how long one atomic write blocks the
-    store). ``idle()``, if present, is called when there is nothing to read."""
-
-    name: str
-
-    def topics(self) -> Sequence[str]:
-        """Full names of the topics this projection reads."""
-        ...
-
-    def positions(self) -> Position:
-        """Next offset to read per (topic, partition); missing = from the beginning."""
-        ...
-
-    def apply(self, batch: Sequence[Applied]) -> None:
-        """Apply a batch and store the new positions with the data (atomically per
-        entity); applying a record at or below the stored position changes nothing."""
-        ...
-
-
-class Prepared(Protocol):
-    """A batch made ready for a store write: how many records it applies and how many
-    could not be decoded (skipped; the worker dead-letters them)."""
-
-    @property
-    def applied(self) -> int: ...
-
-    @property
-    def undecodable(self) -> int: ...
-
-
-@runtime_checkable
-class BatchWriter(Protocol):
-    """Optional fast path of a projection: ``prepare`` decodes raw records its own way
-    (pure CPU, no I/O), ``write`` stores the result (the store write; retried while it
-    raises). Without it the runner decodes events and calls ``apply``."""
-
-    def prepare(self, records: Sequence[Record]) -> Any: ...
-
-    def write(self, prepared: Any) -> None: ...
-
-
-@dataclass
-class _Decoded:
-    batch: list[Applied] = field(default_factory=list)
-    undecodable: int = 0
-
-    @property
-    def applied(self) -> int:
-        return len(self.batch)
-
-
-class StoreRewound(RuntimeError):
-    """The store's position for a partition is behind what this projection stored there:
-    the store lost writes (e.g. a Redis restarted without persistence). Nothing was
-    applied; the runner re-reads ``positions()`` and replays from there."""
-
-
-@dataclass
-class RunStats:
-    applied: int = 0
-    undecodable: int = 0
-    retries: int = 0
-    restarts: int = 0
-    batches: int = 0
-    read: int = 0
-    max_in_flight_seen: int = 0
 
 
 @contextmanager
@@ -151,10 +78,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-
-
-class _Stop(Exception):
-    pass
 
 
 def run_projection(
@@ -190,13 +113,13 @@ def run_projection(
             "queued.max.messages.kbytes": 65536,
         }
     )
-    writer = _Writer(projection, stats, stop, max_in_flight, max_backoff_s, on_batch)
+    writer = Writer(projection, stats, stop, max_in_flight, max_backoff_s, on_batch)
 
     def prepare(records: list[Record]) -> Prepared:
         if fast:
             prepared: Prepared = projection.prepare(records)  # type: ignore[attr-defined]
             return prepared
-        decoded = _Decoded()
+        decoded = Decoded()
         assert codec is not None
         for record in records:
             try:
@@ -233,7 +156,7 @@ def run_projection(
             else:
                 _idle(projection)
         writer.join()
-    except _Stop:
+    except Stop:
         pass
     finally:
         writer.close()
@@ -282,128 +205,6 @@ def _collect(
         if at_end and not records:
             break
     return records
-
-
-class _Writer:
-    """Writes prepared batches in order, retrying while the store is down. Threaded (for
-    a projection whose ``concurrent_write`` is true: its store client may be used from
-    another thread than the reader's): one thread behind a bounded queue, which is the
-    backpressure. Otherwise inline: ``put`` writes before it returns."""
-
-    def __init__(
-        self,
-        projection: Projection,
-        stats: RunStats,
-        stop: threading.Event,
-        max_in_flight: int,
-        max_backoff_s: float,
-        on_batch: Callable[[RunStats], None] | None,
-    ) -> None:
-        self.projection = projection
-        self.stats = stats
-        self.stop = stop
-        self.max_backoff_s = max_backoff_s
-        self.on_batch = on_batch
-        self.queue: queue.Queue[Prepared | None] = queue.Queue(maxsize=max(1, max_in_flight))
-        self.rewound = threading.Event()
-        self.error: BaseException | None = None
-        self.threaded = bool(getattr(projection, "concurrent_write", False))
-        self._thread = threading.Thread(
-            target=self._loop, name=f"projection-{projection.name}-writer", daemon=True
-        )
-        if self.threaded:
-            self._thread.start()
-
-    def put(self, prepared: Prepared) -> None:
-        """Hand a batch to the writer; blocks while ``max_in_flight`` batches wait."""
-        if not self.threaded:
-            self._handle(prepared)
-            self._check()
-            return
-        while True:
-            self._check()
-            try:
-                self.queue.put(prepared, timeout=0.1)
-            except queue.Full:
-                continue
-            self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self.queue.qsize())
-            return
-
-    def join(self) -> None:
-        """Wait until every batch handed over is written (or dropped after a rewind)."""
-        while self.queue.unfinished_tasks:
-            self._check()
-            time.sleep(0.005)
-        self._check()
-
-    def drain(self) -> None:
-        self.join()
-
-    def close(self) -> None:
-        if not self.threaded:
-            return
-        while True:  # unblock the thread: it stops at the sentinel or on ``stop``
-            try:
-                self.queue.put(None, timeout=0.1)
-                break
-            except queue.Full:
-                if not self._thread.is_alive():
-                    break
-                self.stop.set()
-        self._thread.join(timeout=30)
-
-    def _check(self) -> None:
-        if self.error is not None:
-            raise _Stop
-        if self.threaded and self.stop.is_set() and not self._thread.is_alive():
-            raise _Stop
-
-    def _loop(self) -> None:
-        while True:
-            prepared = self.queue.get()
-            try:
-                if prepared is None:
-                    return
-                self._handle(prepared)
-            finally:
-                self.queue.task_done()
-
-    def _handle(self, prepared: Prepared) -> None:
-        if self.rewound.is_set() or self.error is not None:
-            return  # dropped: the reader replays from the store's positions
-        try:
-            self._write(prepared)
-        except StoreRewound as exc:
-            log.warning("%s: %s; replaying from the store's positions", self.projection.name, exc)
-            self.rewound.set()
-        except BaseException as exc:  # stopped while failing: the caller re-raises
-            self.error = exc
-
-    def _write(self, prepared: Prepared) -> None:
-        backoff = 0.05
-        name = self.projection.name
-        while True:
-            try:
-                if isinstance(prepared, _Decoded):
-                    self.projection.apply(prepared.batch)
-                else:
-                    self.projection.write(prepared)  # type: ignore[attr-defined]
-            except StoreRewound:
-                raise
-            except Exception as exc:  # the store is down or refused: wait, retry the batch
-                self.stats.retries += 1
-                RETRIES.labels(name).inc()
-                log.warning("%s: write failed (%r); retrying in %.2fs", name, exc, backoff)
-                if self.stop.wait(backoff):
-                    raise
-                backoff = min(self.max_backoff_s, backoff * 2)
-                continue
-            self.stats.applied += prepared.applied
-            self.stats.batches += 1
-            APPLIED.labels(name).inc(prepared.applied)
-            if self.on_batch is not None:
-                self.on_batch(self.stats)
-            return
 
 
 def _assign(consumer: Consumer, projection: Projection) -> list[TopicPartition]:

@@ -8,7 +8,7 @@ escaped, so one tenant's keys can never spell another's):
 * ``cs:{p}:{tenant}:conv:{conversation}:seen``: the ids of its last ``recent_ids`` events;
 * ``cs:projection:session:{p}:positions``: field ``topic:partition`` -> next offset.
 
-Contract (``projections.runner.Projection``): a batch is applied by one Lua script, so
+Contract (``projections.contract.Projection``): a batch is applied by one Lua script, so
 data and positions change in one atomic write. A record is applied only if its offset is
 at or past the stored position of its partition, past the last offset the conversation
 took from that partition (hash field ``_o:topic:partition``: a replay with positions
@@ -26,7 +26,7 @@ their last applied event.
 
 If the store has lost writes (a Redis restart without persistence, a restored snapshot,
 a wipe), the positions it holds are behind the ones this instance wrote: ``apply`` then
-raises :class:`~projections.runner.StoreRewound` and changes nothing; the runner re-reads
+raises :class:`~projections.contract.StoreRewound` and changes nothing; the runner re-reads
 ``positions()`` and replays from there.
 """
 
@@ -51,7 +51,7 @@ from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade
 from events.delivery import ReplyDelivered
 from events.enrichment import MessageEnriched
 from processors.taxonomy import SPECIAL_LABELS
-from projections.runner import Applied, Position, StoreRewound
+from projections.contract import Applied, Position, StoreRewound
 from streams.settings import Settings
 from streams.topics import ROUTES, Topics
 

@@ -21,24 +21,19 @@ How the port maps onto the client, and why:
 
 from __future__ import annotations
 
-import json
 import re
 import threading
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from projections.analytics.columns import EventBatch, batch_of_rows
-from projections.analytics.rows import EventRow
 from projections.analytics.sql import STAGE_TABLE, ch_datetime
 from projections.analytics.store import (
     Params,
-    Position,
+    StoreAdapter,
     StoreQueryError,
     StoreUnavailable,
     first_line,
-    read_positions,
-    write_batch,
+    json_rows,
 )
 
 #: Output settings that make the server's JSON the same as chdb's defaults.
@@ -74,7 +69,7 @@ def _is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and getattr(exc, "code", None) is None
 
 
-class ClickHouseConnectStore:
+class ClickHouseConnectStore(StoreAdapter):
     """:class:`AnalyticsStore` on a ClickHouse server at ``url`` (clickhouse-connect).
 
     ``client_options`` go to ``clickhouse_connect.get_client`` (e.g. ``compress``,
@@ -119,32 +114,16 @@ class ClickHouseConnectStore:
             settings=JSON_SETTINGS,
             fmt="JSONEachRow",
         )
-        text = bytes(raw).decode("utf-8")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-    def insert_batch(self, batch: EventBatch) -> None:
-        write_batch(self, batch, self._stage)
+        return json_rows(bytes(raw).decode("utf-8"))
 
     def _stage(self, table: Any) -> None:
         self._call("insert_arrow", STAGE_TABLE, table)
-
-    def insert_events(self, rows: Sequence[EventRow]) -> None:
-        self.insert_batch(batch_of_rows(rows))
-
-    def positions(self) -> Position:
-        return read_positions(self)
 
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
             client.close()
-
-    def __enter__(self) -> ClickHouseConnectStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _redacted(url: str) -> str:

@@ -26,8 +26,8 @@ from typing import Annotated, Any, NamedTuple
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
-from projections.analytics.kpis import KpiParams, KpiReport, compute_kpis, kpi_params
-from projections.analytics.sql import named_queries, rollup_queries, whole_hours
+from projections.analytics.kpis import KpiParams, KpiReport, breakdown, compute_kpis, kpi_params
+from projections.analytics.sql import kpi_queries, rollup_queries, whole_hours
 from projections.analytics.store import AnalyticsStore
 
 StoreFactory = Callable[[], AnalyticsStore]
@@ -100,19 +100,14 @@ def hourly_series(
     table of the KPI report: pass the page's ``report`` and it is not asked again."""
     values = kpi_params(tenant, since, until, params)
     if whole_hours(since, until):
-        rollups = rollup_queries()
-        messages, sentiment = rollups["messages_hourly"], rollups["sentiment_hourly"]
+        messages = rollup_queries()["messages_hourly"]
     else:
         messages = dashboard_queries()["messages_hourly"]
-        sentiment = named_queries()["sentiment_hourly"]
     if report is not None and (report.tenant, report.since, report.until) == (tenant, since, until):
-        sentiment_rows = report.tables["sentiment_hourly"]  # the page has it already
+        sentiment = report.tables["sentiment_hourly"]  # the page has it already
     else:
-        sentiment_rows = store.query(sentiment, values)
-    return {
-        "messages_per_hour": store.query(messages, values),
-        "sentiment_per_hour": sentiment_rows,
-    }
+        sentiment = breakdown(store, kpi_queries(since, until), values, "sentiment_hourly")
+    return {"messages_per_hour": store.query(messages, values), "sentiment_per_hour": sentiment}
 
 
 # --- charts (inline SVG) ----------------------------------------------------------------

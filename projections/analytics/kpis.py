@@ -11,6 +11,9 @@ from projections.analytics.store import AnalyticsStore
 
 #: The breakdown tables of a report, in display order (summary is the one-row query).
 BREAKDOWNS = ("decisions", "escalation_reasons", "intent_mix", "sentiment_hourly", "channels")
+#: The query of the rollups that answers several breakdowns at once (``rollups.sql``):
+#: one row, a column per breakdown holding its rows.
+COMBINED = "breakdowns"
 
 
 @dataclass(frozen=True)
@@ -74,5 +77,25 @@ def compute_kpis(
     values = kpi_params(tenant, since, until, params)
     queries = kpi_queries(since, until)
     summary = store.query(queries["summary"], values)[0]
-    tables = {name: store.query(queries[name], values) for name in BREAKDOWNS}
-    return KpiReport(tenant, since, until, params, summary, tables)
+    return KpiReport(tenant, since, until, params, summary, breakdowns(store, queries, values))
+
+
+def breakdowns(
+    store: AnalyticsStore, queries: dict[str, str], values: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    """The breakdown tables, in :data:`BREAKDOWNS` order: one query each, or one query
+    for all of them when ``queries`` has the combined one (the rollups')."""
+    if COMBINED in queries:
+        combined = store.query(queries[COMBINED], values)[0]
+        return {name: combined[name] for name in BREAKDOWNS}
+    return {name: store.query(queries[name], values) for name in BREAKDOWNS}
+
+
+def breakdown(
+    store: AnalyticsStore, queries: dict[str, str], values: dict[str, Any], name: str
+) -> list[dict[str, Any]]:
+    """One breakdown table (from the combined query when ``queries`` has no query of
+    that name)."""
+    if name in queries:
+        return store.query(queries[name], values)
+    return breakdowns(store, queries, values)[name]

@@ -17,8 +17,10 @@
 --                  decisions, i.e. the agent solved it in one contact, without a human
 --                  and without going back and forth
 --   CSAT           share of FeedbackReceived ratings of 4 or 5 (1-5 scale)
---   reply latency  MessageReceived record time -> its DecisionMade record time (Kafka
---                  timestamps, so it includes queueing), exact percentiles in ms
+--   reply latency  MessageReceived record time -> the record time of the message's first
+--                  DecisionMade (Kafka timestamps, so it includes queueing; the act stage
+--                  makes a second decision on an action's result, which does not count),
+--                  when both occurred in the range; exact percentiles in ms
 --   fallback rate  share of DecisionMade whose model name does not start with
 --                  {primary_model_prefix} ('baseline' for now: the baseline is primary)
 --   cost per resolution  paid model calls (MessageEnriched whose model name does not
@@ -69,18 +71,30 @@ WITH
             avgIf(rating, event_type = 'FeedbackReceived') AS avg_rating
         FROM e
     ),
+    -- Each message's first MessageReceived and first DecisionMade by record time, over
+    -- all of its events (the act stage decides again on an action's result, later, and
+    -- that second decision may be the only one in the range): a sample when both
+    -- occurred in the range.
     latency AS (
         SELECT count() AS samples, quantilesExact(0.5, 0.9, 0.99)(ms) AS q
         FROM (
             SELECT
-                toUnixTimestamp64Milli(minIf(record_time, event_type = 'DecisionMade'))
-                - toUnixTimestamp64Milli(minIf(record_time, event_type = 'MessageReceived')) AS ms
-            FROM e
+                minIf((record_time, occurred_at), event_type = 'MessageReceived') AS received,
+                minIf((record_time, occurred_at), event_type = 'DecisionMade') AS decided,
+                toUnixTimestamp64Milli(decided.1) - toUnixTimestamp64Milli(received.1) AS ms
+            FROM analytics.tenant_events(
+                tenant = {tenant:String},
+                since = '1970-01-01 00:00:00.000',
+                until = '2299-12-31 23:59:59.999')
             WHERE event_type IN ('MessageReceived', 'DecisionMade') AND message_id != ''
+              AND conversation_id IN (SELECT conversation_id FROM e WHERE event_type = 'MessageReceived')
             GROUP BY conversation_id, message_id
             HAVING countIf(event_type = 'MessageReceived') > 0 AND countIf(event_type = 'DecisionMade') > 0
+               AND received.2 >= {since:DateTime64(3, 'UTC')} AND received.2 < {until:DateTime64(3, 'UTC')}
+               AND decided.2 >= {since:DateTime64(3, 'UTC')} AND decided.2 < {until:DateTime64(3, 'UTC')}
         )
     )
+-- The summary columns: rollups.sql's summary ends with this SELECT too (sql.py).
 SELECT
     counts.messages AS messages,
     conversations.conversations AS conversations,

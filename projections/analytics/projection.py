@@ -15,7 +15,7 @@ from projections.analytics.store import (
     open_store,
     refresh_rollups,
 )
-from projections.runner import Applied, Position
+from projections.contract import Applied, Position
 from streams.bootstrap import build_registry
 from streams.settings import Settings
 from streams.steps import Record
@@ -26,7 +26,7 @@ COMPACT_EVERY_S = 30.0
 
 
 class AnalyticsProjection:
-    """:class:`projections.runner.Projection` into an :class:`AnalyticsStore`.
+    """:class:`projections.contract.Projection` into an :class:`AnalyticsStore`.
 
     Each event becomes one row of ``analytics.events`` (with its source position) and
     is counted in the rollups; the batch's positions go into ``analytics.positions``

@@ -8,29 +8,30 @@
 -- `saturate` keeps a range past 2106 (the CLI's open end) from wrapping around.
 
 -- name: summary
--- Conversations: rollup_conversation_totals holds each conversation's sums and its first
--- and last hour (read through FINAL: after the idle compaction it is one part, which
--- FINAL does not merge again). A conversation whose hours all lie in the range counts
--- with its totals, with no GROUP BY (`inside`, one pass, which also counts the
--- conversations that cross since or until); only those are summed per hour from
--- rollup_conversations, over their hours inside the range (`crossing`: not read at all
--- when there are none).
+-- Conversations: rollup_conversation_outcomes holds each conversation's outcome flags,
+-- its 'clarify' decisions and its first and last hour (read through FINAL: after the idle
+-- compaction it is one part, which FINAL does not merge again). A conversation whose
+-- hours all lie in the range counts with that row, with no GROUP BY (`inside`, one pass,
+-- which also counts the conversations that cross since or until); only those are summed
+-- per hour from rollup_conversations, over their hours inside the range (`crossing`: not
+-- read at all when there are none: both of its reads test `inside.5 > 0`, a constant).
+-- Flags: 1 message, 2 reply, 4 escalated, 8 closed unresolved; auto-resolved is "a reply,
+-- not escalated, not closed unresolved": flags & 14 = 2.
 WITH
     (
         SELECT tuple(
             countIf(inside),
-            countIf(inside AND is_escalated),
-            countIf(inside AND is_auto_resolved),
-            countIf(inside AND is_auto_resolved
+            countIf(inside AND bitTest(flags, 2)),
+            countIf(inside AND bitAnd(flags, 14) = 2),
+            countIf(inside AND bitAnd(flags, 14) = 2
                     AND n_clarifications <= {max_clarifications:UInt32}),
             countIf(NOT inside))
         FROM (
-            SELECT n_clarifications,
+            SELECT flags, n_clarifications,
                    first_hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC')
-                   AND last_hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC') AND n_messages > 0 AS inside,
-                   n_escalations > 0 AS is_escalated,
-                   NOT is_escalated AND n_replies > 0 AND n_unresolved = 0 AS is_auto_resolved
-            FROM analytics.rollup_conversation_totals FINAL
+                   AND last_hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
+                   AND bitTest(flags, 0) AS inside
+            FROM analytics.rollup_conversation_outcomes FINAL
             WHERE tenant_id = {tenant:String}
               AND first_hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
               AND last_hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC')
@@ -56,8 +57,9 @@ WITH
               AND hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC') AND hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
               AND conversation_id IN (
                   SELECT conversation_id
-                  FROM analytics.rollup_conversation_totals FINAL
-                  WHERE tenant_id = {tenant:String}
+                  FROM analytics.rollup_conversation_outcomes FINAL
+                  WHERE inside.5 > 0
+                    AND tenant_id = {tenant:String}
                     AND first_hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
                     AND last_hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC')
                     AND (first_hour < toDateTime({since:DateTime64(3, 'UTC')}, 'UTC')
@@ -93,115 +95,66 @@ WITH
         WHERE tenant_id = {tenant:String} AND metric IN ('type', 'rating')
           AND hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC') AND hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
     ),
-    -- A message's MessageReceived and DecisionMade usually end up in one rollup row
-    -- (inserted together or merged since): read those directly; the rows still waiting
-    -- for a merge are merged here. (A message has one MessageReceived and one
-    -- DecisionMade, so a complete row never has a partial sibling.)
+    -- Each message's first MessageReceived and first DecisionMade (rollup_message_times,
+    -- through FINAL: a message whose events came in several batches and have not merged
+    -- yet is merged here); both must lie in the range (an absent one never does).
     latency AS (
-        SELECT count() AS samples, quantilesExact(0.5, 0.9, 0.99)(ms) AS q
-        FROM (
-            SELECT
-                toUnixTimestamp64Milli(assumeNotNull(decided_time))
-                - toUnixTimestamp64Milli(assumeNotNull(received_time)) AS ms
-            FROM analytics.rollup_messages
-            WHERE tenant_id = {tenant:String}
-              AND received_time IS NOT NULL AND decided_time IS NOT NULL
-              AND received_at >= {since:DateTime64(3, 'UTC')}
-              AND received_at < {until:DateTime64(3, 'UTC')}
-              AND decided_at >= {since:DateTime64(3, 'UTC')}
-              AND decided_at < {until:DateTime64(3, 'UTC')}
-            UNION ALL
-            SELECT
-                toUnixTimestamp64Milli(assumeNotNull(min(decided_time)))
-                - toUnixTimestamp64Milli(assumeNotNull(min(received_time))) AS ms
-            FROM analytics.rollup_messages
-            WHERE tenant_id = {tenant:String}
-              AND (received_time IS NULL OR decided_time IS NULL)
-            GROUP BY conversation_id, message_id
-            HAVING min(received_at) >= {since:DateTime64(3, 'UTC')}
-               AND min(received_at) < {until:DateTime64(3, 'UTC')}
-               AND min(decided_at) >= {since:DateTime64(3, 'UTC')}
-               AND min(decided_at) < {until:DateTime64(3, 'UTC')}
-        )
+        SELECT
+            count() AS samples,
+            quantilesExact(0.5, 0.9, 0.99)(
+                toUnixTimestamp64Milli(decided.1) - toUnixTimestamp64Milli(received.1)) AS q
+        FROM analytics.rollup_message_times FINAL
+        WHERE tenant_id = {tenant:String}
+          AND received.2 >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC')
+          AND received.2 < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
+          AND decided.2 >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC')
+          AND decided.2 < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
     )
-SELECT
-    counts.messages AS messages,
-    conversations.conversations AS conversations,
-    counts.decisions AS decisions,
-    conversations.auto_resolved AS auto_resolved,
-    conversations.auto_resolved / nullIf(conversations.conversations, 0) AS deflection_rate,
-    conversations.escalated AS escalated,
-    conversations.escalated / nullIf(conversations.conversations, 0) AS escalation_rate,
-    conversations.fcr AS first_contact_resolved,
-    conversations.fcr / nullIf(conversations.conversations, 0) AS fcr_rate,
-    counts.ratings AS ratings,
-    counts.satisfied / nullIf(counts.ratings, 0) AS csat,
-    if(counts.ratings = 0, NULL, counts.avg_rating) AS avg_rating,
-    latency.samples AS latency_samples,
-    if(latency.samples = 0, NULL, latency.q[1]) AS latency_p50_ms,
-    if(latency.samples = 0, NULL, latency.q[2]) AS latency_p90_ms,
-    if(latency.samples = 0, NULL, latency.q[3]) AS latency_p99_ms,
-    counts.fallbacks AS fallback_decisions,
-    counts.fallbacks / nullIf(counts.decisions, 0) AS fallback_rate,
-    counts.paid_calls AS paid_model_calls,
-    counts.paid_calls * {cost_per_call:Float64} AS model_cost,
-    model_cost / nullIf(conversations.auto_resolved, 0) AS cost_per_resolution
-FROM conversations CROSS JOIN counts CROSS JOIN latency
+-- select: the summary columns of kpis.sql (sql.py puts its final SELECT here)
 SETTINGS do_not_merge_across_partitions_select_final = 1, date_time_overflow_behavior = 'saturate';
 
--- name: decisions
-SELECT k1 AS action, sum(n) AS decisions
-FROM analytics.rollup_hourly
-WHERE tenant_id = {tenant:String} AND metric = 'action'
-  AND hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC') AND hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
-GROUP BY action
-ORDER BY decisions DESC, action
-SETTINGS date_time_overflow_behavior = 'saturate';
-
--- name: escalation_reasons
-SELECT k1 AS reason, k2 AS priority, sum(n) AS cases
-FROM analytics.rollup_hourly
-WHERE tenant_id = {tenant:String} AND metric = 'escalation'
-  AND hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC') AND hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
-GROUP BY reason, priority
-ORDER BY cases DESC, reason, priority
-SETTINGS date_time_overflow_behavior = 'saturate';
-
--- name: intent_mix
+-- name: breakdowns
+-- kpis.sql's decisions, escalation_reasons, intent_mix, sentiment_hourly and channels in
+-- one query: one scan of rollup_hourly (a scan costs a few ms whatever its size, and there
+-- were five), one row with an array per breakdown, each item a row of that query (a named
+-- tuple: a JSON object with its columns), in its order. Inner rows: one per metric and
+-- dimensions, the sentiment per hour (labels summed apart).
 SELECT
-    if(k1 = '', '(none)', toString(k1)) AS top_intent,
-    sum(n) AS messages,
-    messages / sum(messages) OVER () AS share
-FROM analytics.rollup_hourly
-WHERE tenant_id = {tenant:String} AND metric = 'intent'
-  AND hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC') AND hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
-GROUP BY top_intent
-ORDER BY messages DESC, top_intent
-SETTINGS date_time_overflow_behavior = 'saturate';
-
--- name: sentiment_hourly
-SELECT
-    hour,
-    sum(n) AS messages,
-    sum(s1) / sum(c1) AS avg_frustration,
-    sum(s2) / sum(c2) AS avg_valence,
-    sumIf(n, k1 = 'negative') AS negative,
-    sumIf(n, k1 = 'neutral') AS neutral,
-    sumIf(n, k1 = 'positive') AS positive
-FROM analytics.rollup_hourly
-WHERE tenant_id = {tenant:String} AND metric = 'sentiment'
-  AND hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC') AND hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
-GROUP BY hour
-ORDER BY hour
-SETTINGS date_time_overflow_behavior = 'saturate';
-
--- name: channels
-SELECT k1 AS channel, sum(n) AS messages
-FROM analytics.rollup_hourly
-WHERE tenant_id = {tenant:String} AND metric = 'channel'
-  AND hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC') AND hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
-GROUP BY channel
-ORDER BY messages DESC, channel
+    CAST(arraySort(r -> (-r.2, r.1), groupArrayIf((key1, cnt), metric = 'action')),
+         'Array(Tuple(action String, decisions UInt64))') AS decisions,
+    CAST(arraySort(r -> (-r.3, r.1, r.2), groupArrayIf((key1, key2, cnt), metric = 'escalation')),
+         'Array(Tuple(reason String, priority String, cases UInt64))') AS escalation_reasons,
+    CAST(arraySort(r -> (-r.2, r.1), groupArrayIf((key1, cnt, cnt / total), metric = 'intent')),
+         'Array(Tuple(top_intent String, messages UInt64, share Float64))') AS intent_mix,
+    CAST(arraySort(r -> r.1, groupArrayIf((hour_key, cnt, s1 / c1, s2 / c2, negative, neutral,
+                                            positive), metric = 'sentiment')),
+         'Array(Tuple(hour DateTime(\'UTC\'), messages UInt64, avg_frustration Float64,
+                      avg_valence Float64, negative UInt64, neutral UInt64, positive UInt64))')
+        AS sentiment_hourly,
+    CAST(arraySort(r -> (-r.2, r.1), groupArrayIf((key1, cnt), metric = 'channel')),
+         'Array(Tuple(channel String, messages UInt64))') AS channels
+FROM (
+    SELECT
+        metric,
+        multiIf(metric = 'intent' AND k1 = '', '(none)', metric = 'sentiment', '',
+                toString(k1)) AS key1,
+        toString(k2) AS key2,
+        if(metric = 'sentiment', hour, toDateTime(0, 'UTC')) AS hour_key,
+        sum(n) AS cnt,
+        sum(cnt) OVER (PARTITION BY metric) AS total,
+        sum(rollup_hourly.s1) AS s1,
+        sum(rollup_hourly.c1) AS c1,
+        sum(rollup_hourly.s2) AS s2,
+        sum(rollup_hourly.c2) AS c2,
+        sumIf(n, k1 = 'negative') AS negative,
+        sumIf(n, k1 = 'neutral') AS neutral,
+        sumIf(n, k1 = 'positive') AS positive
+    FROM analytics.rollup_hourly
+    WHERE tenant_id = {tenant:String}
+      AND metric IN ('action', 'escalation', 'intent', 'sentiment', 'channel')
+      AND hour >= toDateTime({since:DateTime64(3, 'UTC')}, 'UTC') AND hour < toDateTime({until:DateTime64(3, 'UTC')}, 'UTC')
+    GROUP BY metric, key1, key2, hour_key
+)
 SETTINGS date_time_overflow_behavior = 'saturate';
 
 -- name: messages_hourly

@@ -291,65 +291,78 @@ SELECT
 FROM analytics.rollup_feed
 WHERE event_type IN ('MessageReceived', 'DecisionMade', 'CaseEscalated', 'ConversationClosed');
 
--- Per tenant and conversation: the sums of rollup_conversations over all its hours, and
--- its first and last hour (rows of one conversation merge; reads go through FINAL). The
--- summary counts a conversation whose hours all lie in the range from this one row.
-CREATE TABLE IF NOT EXISTS analytics.rollup_conversation_totals
+-- Per tenant and conversation, over all its hours: its first and last hour, what it saw
+-- (flags, a bit each: 1 a MessageReceived, 2 a 'reply' decision, 4 an escalation (a
+-- CaseEscalated or an 'escalate' decision), 8 a close with resolved = false) and its
+-- 'clarify' decisions. Rows of one conversation merge; reads go through FINAL (after the
+-- idle compaction one part, which FINAL reads without merging). The summary counts a
+-- conversation whose hours all lie in the range from this one row: narrow columns (13
+-- bytes a conversation), since the dashboard reads every conversation of a tenant.
+CREATE TABLE IF NOT EXISTS analytics.rollup_conversation_outcomes
 (
     tenant_id        LowCardinality(String),
     conversation_id  String,
     first_hour       SimpleAggregateFunction(min, DateTime('UTC')),
     last_hour        SimpleAggregateFunction(max, DateTime('UTC')),
-    n_messages       SimpleAggregateFunction(sum, UInt64),
-    n_replies        SimpleAggregateFunction(sum, UInt64),
-    n_clarifications SimpleAggregateFunction(sum, UInt64),
-    n_escalations    SimpleAggregateFunction(sum, UInt64),
-    n_unresolved     SimpleAggregateFunction(sum, UInt64)
+    flags            SimpleAggregateFunction(groupBitOr, UInt8),
+    n_clarifications SimpleAggregateFunction(sumWithOverflow, UInt32)
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (tenant_id, conversation_id);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_conversation_totals_mv
-TO analytics.rollup_conversation_totals AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_conversation_outcomes_mv
+TO analytics.rollup_conversation_outcomes AS
 SELECT
     tenant_id,
     conversation_id,
     toStartOfHour(occurred_at) AS first_hour,
     toStartOfHour(occurred_at) AS last_hour,
-    toUInt64(event_type = 'MessageReceived') AS n_messages,
-    toUInt64(event_type = 'DecisionMade' AND action = 'reply') AS n_replies,
-    toUInt64(event_type = 'DecisionMade' AND action = 'clarify') AS n_clarifications,
-    toUInt64(event_type = 'CaseEscalated'
-             OR (event_type = 'DecisionMade' AND action = 'escalate')) AS n_escalations,
-    toUInt64(event_type = 'ConversationClosed' AND resolved = false) AS n_unresolved
+    toUInt8(multiIf(event_type = 'MessageReceived', 1,
+                    event_type = 'DecisionMade' AND action = 'reply', 2,
+                    event_type = 'CaseEscalated', 4,
+                    event_type = 'DecisionMade' AND action = 'escalate', 4,
+                    event_type = 'ConversationClosed' AND resolved = false, 8,
+                    0)) AS flags,
+    toUInt32(event_type = 'DecisionMade' AND action = 'clarify') AS n_clarifications
 FROM analytics.rollup_feed
 WHERE event_type IN ('MessageReceived', 'DecisionMade', 'CaseEscalated', 'ConversationClosed');
 
--- Per message: the first MessageReceived and DecisionMade (record time for the latency,
--- occurred_at for the range). Rows of one message merge (min); a read merges the rows
--- that have not merged yet (rollups.sql).
-CREATE TABLE IF NOT EXISTS analytics.rollup_messages
+-- Per message: its first MessageReceived and its first DecisionMade, each as (Kafka record
+-- time, hour of occurred_at), the first being the earliest record time (the act stage
+-- makes a second decision on an action's result, later). The record times give the reply
+-- latency, the hours the range. A message without one of them holds (2299-12-31 ...,
+-- 2106-02-07 06:28:15) there, past every range and never the min of a real one (not
+-- Nullable: the dashboard reads every message of a tenant, and Nullable columns cost a
+-- null map each). Rows of one message merge (min); reads go through FINAL.
+CREATE TABLE IF NOT EXISTS analytics.rollup_message_times
 (
     tenant_id       LowCardinality(String),
     conversation_id String,
     message_id      String,
-    received_at     SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))),
-    received_time   SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))),
-    decided_at      SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC'))),
-    decided_time    SimpleAggregateFunction(min, Nullable(DateTime64(3, 'UTC')))
+    received        SimpleAggregateFunction(min, Tuple(DateTime64(3, 'UTC'), DateTime('UTC'))),
+    decided         SimpleAggregateFunction(min, Tuple(DateTime64(3, 'UTC'), DateTime('UTC')))
 )
 ENGINE = AggregatingMergeTree
 ORDER BY (tenant_id, conversation_id, message_id);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_messages_mv
-TO analytics.rollup_messages AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.rollup_message_times_mv
+TO analytics.rollup_message_times AS
+WITH
+    (record_time, toDateTime(toStartOfHour(occurred_at), 'UTC')) AS seen,
+    (toDateTime64('2299-12-31 23:59:59.999', 3, 'UTC'), toDateTime(4294967295, 'UTC')) AS never
 SELECT
     tenant_id,
     conversation_id,
     message_id,
-    if(event_type = 'MessageReceived', occurred_at, NULL) AS received_at,
-    if(event_type = 'MessageReceived', record_time, NULL) AS received_time,
-    if(event_type = 'DecisionMade', occurred_at, NULL) AS decided_at,
-    if(event_type = 'DecisionMade', record_time, NULL) AS decided_time
+    if(event_type = 'MessageReceived', seen, never) AS received,
+    if(event_type = 'DecisionMade', seen, never) AS decided
 FROM analytics.rollup_feed
 WHERE event_type IN ('MessageReceived', 'DecisionMade') AND message_id != '';
+
+-- Earlier stores: rollup_conversation_totals (UInt64 sums) and rollup_messages (Nullable
+-- times, paired each message with the min of its decisions' times separately) are
+-- replaced by the two tables above; store.ensure_schema refills the rollups once.
+DROP VIEW IF EXISTS analytics.rollup_conversation_totals_mv;
+DROP TABLE IF EXISTS analytics.rollup_conversation_totals;
+DROP VIEW IF EXISTS analytics.rollup_messages_mv;
+DROP TABLE IF EXISTS analytics.rollup_messages;

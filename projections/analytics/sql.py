@@ -21,8 +21,8 @@ STAGE_TABLE = "analytics.stage"
 ROLLUP_TABLES = (
     "analytics.rollup_hourly",
     "analytics.rollup_conversations",
-    "analytics.rollup_conversation_totals",
-    "analytics.rollup_messages",
+    "analytics.rollup_conversation_outcomes",
+    "analytics.rollup_message_times",
 )
 
 #: Step 2 of a batch: the staged events not stored yet, one copy per event id, into
@@ -43,15 +43,15 @@ LIMIT 1 BY event_id
 #: The rollups recomputed from the deduplicated raw table.
 REFILL_ROLLUPS_SQL = f"INSERT INTO analytics.rollup_feed SELECT * FROM {EVENTS_TABLE} FINAL"
 
-#: A store written before ``rollup_conversation_totals`` existed: its totals, once, from
-#: ``rollup_conversations`` (``store.ensure_schema``; nothing to do when either is filled).
-BACKFILL_CONVERSATION_TOTALS_SQL = """
-INSERT INTO analytics.rollup_conversation_totals
-SELECT tenant_id, conversation_id, min(hour), max(hour), sum(n_messages), sum(n_replies),
-       sum(n_clarifications), sum(n_escalations), sum(n_unresolved)
-FROM analytics.rollup_conversations
-WHERE (SELECT count() FROM analytics.rollup_conversation_totals) = 0
-GROUP BY tenant_id, conversation_id
+#: Whether the rollups need a refill from the raw table (``store.ensure_schema``): a store
+#: written before ``rollup_conversation_outcomes`` and ``rollup_message_times`` replaced
+#: older tables holds messages and decisions that either table lacks.
+ROLLUPS_MISSING_SQL = """
+SELECT
+    (SELECT count() FROM analytics.rollup_conversation_outcomes) = 0
+    OR (SELECT count() FROM analytics.rollup_message_times) = 0 AS empty,
+    (SELECT count() FROM analytics.events
+     WHERE event_type IN ('MessageReceived', 'DecisionMade') AND message_id != '') > 0 AS data
 """
 
 #: Stored positions (written after each batch's data).
@@ -99,10 +99,22 @@ def named_queries() -> dict[str, str]:
     return _named("kpis.sql")
 
 
+#: Where rollups.sql's summary takes kpis.sql's final SELECT (the summary columns, from
+#: the CTEs of the same names: written once).
+SUMMARY_SELECT = "-- select: the summary columns of kpis.sql (sql.py puts its final SELECT here)"
+_FINAL_SELECT = re.compile(r"^SELECT$", re.MULTILINE)
+
+
 @cache
 def rollup_queries() -> dict[str, str]:
     """The queries of ``rollups.sql`` by name: kpis.sql's over the rollup tables."""
-    return _named("rollups.sql")
+    queries = _named("rollups.sql")
+    if SUMMARY_SELECT not in queries["summary"]:
+        raise ValueError(f"rollups.sql: the summary lacks the line {SUMMARY_SELECT!r}")
+    raw = named_queries()["summary"]
+    columns = raw[[m.start() for m in _FINAL_SELECT.finditer(raw)][-1] :]
+    queries["summary"] = queries["summary"].replace(SUMMARY_SELECT, columns)
+    return queries
 
 
 def whole_hours(since: datetime, until: datetime) -> bool:

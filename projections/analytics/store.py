@@ -19,18 +19,19 @@ import fcntl
 import json
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from projections.analytics.columns import RAW_SCHEMA, EventBatch, batch_of_rows
 from projections.analytics.rows import EventRow
 from projections.analytics.sql import (
-    BACKFILL_CONVERSATION_TOTALS_SQL,
     INSERT_FIRST_SEEN_SQL,
     REFILL_ROLLUPS_SQL,
     ROLLUP_TABLES,
+    ROLLUPS_MISSING_SQL,
     STAGE_TABLE,
     STORED_POSITIONS_SQL,
     ch_datetime,
@@ -90,11 +91,13 @@ class AnalyticsStore(Protocol):
 
 
 def ensure_schema(store: AnalyticsStore) -> None:
-    """Apply ``schema.sql`` (idempotent), and fill ``rollup_conversation_totals`` of a
-    store written before it existed (a no-op once it holds rows)."""
+    """Apply ``schema.sql`` (idempotent), and refill the rollups of a store written
+    before its current rollup tables existed (once: a no-op when they hold rows)."""
     for statement in schema_statements():
         store.command(statement)
-    store.command(BACKFILL_CONVERSATION_TOTALS_SQL)
+    state = store.query(ROLLUPS_MISSING_SQL)[0]
+    if state["empty"] and state["data"]:
+        refresh_rollups(store)
 
 
 def write_batch(store: AnalyticsStore, batch: EventBatch, stage: Any) -> None:
@@ -212,7 +215,45 @@ def path_is_locked(path: Path) -> bool:
     return False
 
 
-class ChdbStore:
+class StoreAdapter(ABC):
+    """What the adapters share: the batch write (:func:`write_batch`), the positions,
+    the context manager. An adapter gives ``command``, ``query``, ``close`` and
+    ``_stage`` (load an Arrow table into ``analytics.stage``)."""
+
+    @abstractmethod
+    def command(self, sql: str, params: Params | None = None) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def _stage(self, table: Any) -> None: ...
+
+    def insert_batch(self, batch: EventBatch) -> None:
+        write_batch(self, batch, self._stage)
+
+    def insert_events(self, rows: Sequence[EventRow]) -> None:
+        self.insert_batch(batch_of_rows(rows))
+
+    def positions(self) -> Position:
+        return read_positions(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def json_rows(text: str) -> list[dict[str, Any]]:
+    """The rows of a ``JSONEachRow`` answer."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+class ChdbStore(StoreAdapter):
     """:class:`AnalyticsStore` on chdb's embedded ClickHouse, data on disk at ``path``."""
 
     def __init__(self, path: Path) -> None:
@@ -246,11 +287,7 @@ class ChdbStore:
         self._run(sql, params, "TSV")
 
     def query(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        text = self._run(sql, params, "JSONEachRow")
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-    def insert_batch(self, batch: EventBatch) -> None:
-        write_batch(self, batch, self._stage)
+        return json_rows(self._run(sql, params, "JSONEachRow"))
 
     def _stage(self, table: Any) -> None:
         # The table goes through an Arrow IPC file that ClickHouse reads on its own
@@ -284,20 +321,8 @@ class ChdbStore:
         folder = shm if shm.is_dir() else self.path
         return folder / f"casestream-analytics-{os.getpid()}-{id(self)}.arrows"
 
-    def insert_events(self, rows: Sequence[EventRow]) -> None:
-        self.insert_batch(batch_of_rows(rows))
-
-    def positions(self) -> Position:
-        return read_positions(self)
-
     def close(self) -> None:
         with self._lock:
             session, self._session = self._session, None
         if session is not None:
             session.close()
-
-    def __enter__(self) -> ChdbStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

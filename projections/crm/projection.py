@@ -44,9 +44,9 @@ from typing import Any
 from events.base import Event
 from events.conversation import ConversationClosed, ConversationStarted, FeedbackReceived
 from events.decisions import CaseEscalated, DecisionMade
+from projections.contract import Applied, Position
 from projections.crm.ledger import Ledger
 from projections.crm.port import CaseFields, CaseStore, PermanentCrmError
-from projections.runner import Applied, Position
 from streams.settings import Settings
 from streams.steps import Record
 from streams.topics import ROUTES, Topics

@@ -62,7 +62,12 @@ def dump_analytics(path: Path) -> dict[str, Any]:
                 "sum(n_unresolved) AS u FROM analytics.rollup_conversations "
                 "GROUP BY ALL ORDER BY ALL"
             ),
-            "messages": store.query("SELECT * FROM analytics.rollup_messages FINAL ORDER BY ALL"),
+            "messages": store.query(
+                "SELECT * FROM analytics.rollup_message_times FINAL ORDER BY ALL"
+            ),
+            "conversation_outcomes": store.query(
+                "SELECT * FROM analytics.rollup_conversation_outcomes FINAL ORDER BY ALL"
+            ),
             "event_ids": store.query("SELECT count() AS n FROM analytics.event_ids FINAL"),
             "positions": store.positions(),
         }

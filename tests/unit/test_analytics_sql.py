@@ -44,7 +44,7 @@ from projections.analytics import (
 )
 from projections.analytics.clickhouse_http import ClickHouseConnectStore
 from projections.analytics.dashboard import dashboard_queries
-from projections.analytics.kpis import kpi_params
+from projections.analytics.kpis import BREAKDOWNS, breakdowns, kpi_params
 from projections.analytics.rows import EventRow, row_for
 from projections.analytics.sql import (
     TIME_MAX,
@@ -567,10 +567,9 @@ def test_rollups_give_the_raw_tables_numbers_for_whole_hours(
     assert whole_hours(since, until)
     values = kpi_params("acme", since, until, KpiParams(cost_per_call=0.01))
     raw, rolled = named_queries(), rollup_queries()
-    assert set(raw) <= set(rolled)
-    for name, sql in raw.items():
-        want, got = store.query(sql, values), store.query(rolled[name], values)
-        assert _close(got, want), (name, got, want)
+    assert set(raw) <= set(rolled) | set(BREAKDOWNS)
+    assert set(BREAKDOWNS) <= set(raw) and "breakdowns" in rolled
+    assert_rollups_match_raw(store, values)
     messages = store.query(dashboard_queries()["messages_hourly"], values)
     assert store.query(rolled["messages_hourly"], values) == messages
 
@@ -581,11 +580,18 @@ def test_rollups_give_the_raw_tables_numbers_for_the_open_range(
     """The CLI's open range (1970 to 2299) is whole hours too: the rollups compare hours
     as DateTime, which must saturate past 2106 instead of wrapping around."""
     values = kpi_params("acme", TIME_MIN, TIME_MAX, KpiParams(cost_per_call=0.01))
+    assert_rollups_match_raw(store, values)
+    assert all(store.query(sql, values) for sql in named_queries().values())
+
+
+def assert_rollups_match_raw(store: ChdbStore, values: dict[str, Any]) -> None:
+    """Every query of kpis.sql gives what the rollups give (the summary, and each
+    breakdown as compute_kpis reads it for whole hours: several from one query)."""
     raw, rolled = named_queries(), rollup_queries()
-    for name, sql in raw.items():
-        want, got = store.query(sql, values), store.query(rolled[name], values)
-        assert _close(got, want), (name, got, want)
-        assert want, name
+    want = {name: store.query(sql, values) for name, sql in raw.items()}
+    got = {"summary": store.query(rolled["summary"], values), **breakdowns(store, rolled, values)}
+    for name in raw:
+        assert _close(got[name], want[name]), (name, got[name], want[name])
 
 
 SPANNING = [  # (conversation, message, type, hour, minute, second, action, resolved)
@@ -625,7 +631,7 @@ def test_the_summary_sums_per_hour_only_the_conversations_that_cross_the_range(
     else:
         compact_rollups(store)
     spans = store.query(
-        "SELECT count() AS n FROM analytics.rollup_conversation_totals FINAL "
+        "SELECT count() AS n FROM analytics.rollup_conversation_outcomes FINAL "
         "WHERE tenant_id = 'spanco' AND first_hour != last_hour"
     )
     assert int(spans[0]["n"]) == 2
@@ -636,12 +642,73 @@ def test_the_summary_sums_per_hour_only_the_conversations_that_cross_the_range(
         assert _close(got, want), (start, end, got, want)
 
 
-def test_the_schema_fills_the_conversation_totals_of_an_older_store(
-    store: ChdbStore, dataset: list[Applied]
+# Messages of tenant 'actco' with a second DecisionMade (the act stage decides again on an
+# action's result, later): (message, [(type, occurred at, record ms after it, action)] per
+# INSERT). The latency pairs the MessageReceived with the FIRST decision by record time,
+# whatever the batches: in a1 the first decision is written before its message, whose
+# batch holds the second one (one rollup row then pairs the message with the second).
+TWO_DECISIONS = [
+    ("a1", [[("DecisionMade", at(10, 5), 120, "act")],
+            [("MessageReceived", at(10, 5), 20, ""), ("DecisionMade", at(10, 5), 900, "reply")]]),
+    ("a2", [[("MessageReceived", at(10, 6), 0, "")], [("DecisionMade", at(10, 6), 50, "act")],
+            [("DecisionMade", at(10, 6), 700, "clarify")]]),
+    ("a3", [[("MessageReceived", at(11, 0), 0, ""), ("DecisionMade", at(11, 0), 30, "act"),
+             ("DecisionMade", at(11, 0), 400, "reply")]]),
+    # the first decision occurred an hour earlier (synthetic): it is out of a range from
+    # 11:00, where the second one lies, so the message counts in no such range
+    ("a4", [[("MessageReceived", at(11, 30), 0, "")], [("DecisionMade", at(10, 59), 40, "act")],
+            [("DecisionMade", at(11, 30), 800, "reply")]]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("compacted", [False, True])
+def test_the_latency_pairs_a_message_with_its_first_decision(
+    store: ChdbStore, dataset: list[Applied], compacted: bool
+) -> None:
+    if not compacted:
+        for mid, inserts in TWO_DECISIONS:
+            for n, rows in enumerate(inserts):
+                values = ", ".join(
+                    f"('{mid}-{n}-{i}', '{etype}', 'actco', 'conv-{mid}', "
+                    f"'{when:%Y-%m-%d %H:%M:%S}', "
+                    f"'{when + timedelta(milliseconds=later):%Y-%m-%d %H:%M:%S.%f}', "
+                    f"'{mid}', '{action}')"
+                    for i, (etype, when, later, action) in enumerate(rows)
+                )
+                store.command(
+                    "INSERT INTO analytics.events_new (event_id, event_type, tenant_id, "
+                    "conversation_id, occurred_at, record_time, message_id, action) "
+                    f"VALUES {values}"
+                )
+    else:
+        compact_rollups(store)
+    whole_day = kpi_params("actco", at(0), at(24), KpiParams())
+    s = store.query(rollup_queries()["summary"], whole_day)[0]
+    # a1: 120 - 20, a2: 50, a3: 30, a4: 40 (never the second decision's 880, 700, 400, 800)
+    assert s["latency_samples"] == 4
+    assert (s["latency_p50_ms"], s["latency_p99_ms"]) == (50, 100)
+    assert s["decisions"] == 8
+    for start, end in [(0, 24), (10, 11), (11, 12), (10, 12)]:
+        values = kpi_params("actco", at(start), at(end), KpiParams())
+        want = store.query(named_queries()["summary"], values)[0]
+        got = store.query(rollup_queries()["summary"], values)[0]
+        assert _close(got, want), (start, end, got, want)
+    from_11 = store.query(
+        rollup_queries()["summary"], kpi_params("actco", at(11), at(12), KpiParams())
+    )
+    assert from_11[0]["latency_samples"] == 1  # a3 only (a4's first decision is at 10:59)
+
+
+@pytest.mark.parametrize(
+    "table", ["analytics.rollup_conversation_outcomes", "analytics.rollup_message_times"]
+)
+def test_the_schema_refills_the_rollups_of_an_older_store(
+    store: ChdbStore, dataset: list[Applied], table: str
 ) -> None:
     values = kpi_params("acme", at(10), at(13), KpiParams())
     want = store.query(rollup_queries()["summary"], values)
-    store.command("TRUNCATE TABLE analytics.rollup_conversation_totals")  # as before it existed
+    store.command(f"TRUNCATE TABLE {table}")  # as in a store written before it existed
+    assert store.query(rollup_queries()["summary"], values) != want
     ensure_schema(store)
     ensure_schema(store)  # once only
     assert store.query(rollup_queries()["summary"], values) == want
