@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from events.base import Event
 
@@ -18,7 +19,14 @@ ACTION_KINDS = ("password_reset", "api_diagnosis", "invoice_lookup", "refund", "
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActionRequested(Event):
-    """The decider asks for an action; ``action_id`` is this event's id."""
+    """The decider asks for an action; ``action_id`` is this event's id.
+
+    ``action_id`` is the act stage's idempotency key: a redelivered or replayed request
+    is never performed twice (see :mod:`streams.act`). ``channel`` (v2) is where an
+    answer's reply goes; v1 records, written before it existed, read as web chat.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 2  # v2: channel
 
     action_id: str
     message_id: str
@@ -26,6 +34,7 @@ class ActionRequested(Event):
     params: Mapping[str, str]
     intent: str
     technical_level: str = "basic"
+    channel: str = "web_chat"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

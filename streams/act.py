@@ -7,16 +7,32 @@ first use by the factories :func:`streams.bootstrap.build_actor` passes in, and 
 workflow runs on the request's clock (its ``occurred_at``), so a result depends only on
 the request and the adapters' state. Nothing here raises: a failure is recorded as
 ``ActionCompleted(status="error")``.
+
+Idempotency: the stage is at-least-once (Faust redelivers what it had not committed, and
+always the last record after a restart), so ``action_id`` (within its conversation's
+key, so no tenant ever gets another's result) is an idempotency key. Before
+performing, the actor asks its :class:`ActionLedger` whether the action's result is
+already recorded; if so it re-emits the recorded events (same ids, same bytes) and
+performs nothing. :class:`ActionRecords` is the in-process ledger (the default);
+:class:`KafkaActionLedger` reads the results back from the log itself
+(``ActionCompleted`` on the enriched topic, an answer's reply on the outbound topic), so
+what counts as done is exactly what the decider saw, across restarts and rebalances,
+with no store of its own to keep in step with the log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from events.actions import ActionCompleted, ActionRequested
 from events.base import Event, caused_envelope
+from events.codec import AvroCodec, DecodeError
 from events.decisions import ReplyRequested
 from processors.actions import mask
 
@@ -25,6 +41,9 @@ if TYPE_CHECKING:
     from agent.responder.types import TechnicalLevel
     from agent.workflows import Workflows
     from kb.retrieve import Retriever
+    from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PRODUCER = "step.act"
 PRODUCER_VERSION = "0.1.0"
@@ -43,12 +62,23 @@ class Actor:
         workflows: Callable[[Callable[[], datetime]], Workflows],
         responder: Callable[[], Responder],
         retriever: Callable[[str], Retriever],
+        ledger: Callable[[], ActionLedger] | None = None,
     ) -> None:
+        """``ledger`` builds the record of performed actions on first use (default: an
+        in-process :class:`ActionRecords`, which forgets on restart)."""
         self._make_workflows, self._make_responder = workflows, responder
         self._retriever = retriever
+        self._make_ledger = ledger
+        self._ledger: ActionLedger | None = None
         self._workflows: Workflows | None = None
         self._responder: Responder | None = None
         self._now: datetime | None = None
+
+    @property
+    def ledger(self) -> ActionLedger:
+        if self._ledger is None:
+            self._ledger = self._make_ledger() if self._make_ledger else ActionRecords()
+        return self._ledger
 
     def _clock(self) -> datetime:
         if self._now is None:
@@ -56,7 +86,27 @@ class Actor:
         return self._now
 
     def act(self, request: ActionRequested) -> list[Event]:
-        """The result event (and, for an answer, the reply), never an exception."""
+        """The result event (and, for an answer, the reply), never an exception.
+
+        An action whose result the ledger holds is not performed again: its recorded
+        events come back instead. A ledger that cannot be read is passed over (the
+        action is performed, at least once, as without a ledger) and logged.
+        """
+        try:
+            recorded = self.ledger.recorded(request)
+        except Exception as exc:
+            log.warning("action ledger unavailable, performing %s: %s", request.action_id, exc)
+            recorded = None
+        if recorded is not None:
+            return recorded
+        outputs = self._act(request)
+        try:
+            self.ledger.remember(outputs)
+        except Exception as exc:
+            log.warning("action ledger did not record %s: %s", request.action_id, exc)
+        return outputs
+
+    def _act(self, request: ActionRequested) -> list[Event]:
         try:
             if request.kind == "answer":
                 return self._answer(request)
@@ -104,7 +154,14 @@ class Actor:
         query = question
         if len(question.split()) < SHORT_QUESTION and history:
             query = f"{history[-1]} {question}"
-        found = self._retriever(tenant).search(query, tenant=tenant, k=TOP_K)
+        retriever = self._retriever(tenant)
+        found = retriever.search(query, tenant=tenant, k=TOP_K)
+        if found.hits and found.hits[0].product_area != request.intent and "/" in request.intent:
+            # the decider answers this intent (a resumed topic, a follow-up that names
+            # another one): its own articles first, when it has any that match
+            scoped = retriever.search(query, tenant=tenant, k=TOP_K, product_area=request.intent)
+            if scoped.hits:
+                found = scoped
         passages = tuple(
             Passage(
                 id=h.passage_id,
@@ -159,7 +216,7 @@ class Actor:
             envelope=env,
             reply_id=env.event_id,
             message_id=request.message_id,
-            channel="web_chat",
+            channel=request.channel,
             text=answer.text,
             kind="answer",
         )
@@ -182,3 +239,247 @@ def completed(request: ActionRequested, **fields: Any) -> ActionCompleted:
         reason=fields.pop("reason", ""),
         **fields,
     )
+
+
+class ActionLedger(Protocol):
+    """The record of performed actions the act stage consults before performing one."""
+
+    def recorded(self, request: ActionRequested) -> list[Event] | None:
+        """The events recorded for ``request`` (an answer's reply first, then its
+        ``ActionCompleted``), or None when it has not been performed."""
+        ...
+
+    def remember(self, outputs: Sequence[Event]) -> None:
+        """Record what performing an action produced."""
+        ...
+
+
+#: Where a result is kept: the conversation's key (``tenant/conversation``), action id.
+RecordKey = tuple[str, str]
+#: Results kept in memory (oldest dropped first). Only the not yet committed requests
+#: can come again; the Kafka ledger reads back what it dropped if one does.
+MAX_RECORDS = 10_000
+
+
+class ActionRecords:
+    """Recorded action results by conversation key and ``action_id`` (an id is only
+    trusted within its own tenant's conversation): the ``ActionCompleted`` and, for an
+    answer, the act stage's reply (the ``ReplyRequested`` the request caused).
+
+    Fed with events, or with raw records of the enriched and outbound topics (other
+    event types are skipped by their schema id after the first of each is decoded).
+    A recorded result counts only for a request of the same kind: a replay whose policy
+    asks for a different action under the same id gets no stale result.
+    """
+
+    def __init__(
+        self, codec: AvroCodec | None = None, max_records: int | None = MAX_RECORDS
+    ) -> None:
+        """``max_records``: results kept, oldest dropped first (None: all, for a replay)."""
+        self.codec = codec or AvroCodec()
+        self.max_records = max_records
+        self._done: OrderedDict[RecordKey, ActionCompleted] = OrderedDict()
+        self._replies: OrderedDict[RecordKey, ReplyRequested] = OrderedDict()
+        self._skip_ids: set[int] = set()
+        #: Called with each evicted action id (the Kafka ledger narrows its coverage).
+        self.on_evict: Callable[[RecordKey], None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def recorded(self, request: ActionRequested) -> list[Event] | None:
+        at = (request.key, request.action_id)
+        done = self._done.get(at)
+        if done is None or done.kind != request.kind:
+            return None
+        reply = self._replies.get(at)
+        return [done] if reply is None else [reply, done]
+
+    def remember(self, outputs: Sequence[Event]) -> None:
+        for event in outputs:
+            self.add(event)
+
+    def add(self, event: Event) -> bool:
+        """Keep ``event`` if it records an action's result; True if it did."""
+        if isinstance(event, ActionCompleted):
+            at = (event.key, event.action_id)
+            self._done[at] = event
+            self._done.move_to_end(at)
+            while self.max_records is not None and len(self._done) > self.max_records:
+                evicted, _ = self._done.popitem(last=False)
+                self._replies.pop(evicted, None)
+                if self.on_evict is not None:
+                    self.on_evict(evicted)
+            return True
+        if isinstance(event, ReplyRequested) and event.envelope.producer == PRODUCER:
+            cause = event.envelope.causation_id
+            if cause is not None:
+                at = (event.key, cause)
+                self._replies[at] = event
+                self._replies.move_to_end(at)
+                while self.max_records is not None and len(self._replies) > self.max_records:
+                    self._replies.popitem(last=False)
+                return True
+        return False
+
+    def add_value(self, value: bytes | None) -> Event | None:
+        """Keep the event in a raw record's ``value`` if it records a result (returned)."""
+        if value is None or len(value) < SCHEMA_HEADER.size:
+            return None
+        schema_id = SCHEMA_HEADER.unpack_from(value)[1]
+        if schema_id in self._skip_ids:
+            return None
+        try:
+            event = self.codec.decode(value)
+        except DecodeError:
+            return None
+        if not isinstance(event, ActionCompleted | ReplyRequested):
+            self._skip_ids.add(schema_id)
+            return None
+        return event if self.add(event) else None
+
+    def add_values(self, values: Iterable[bytes | None]) -> int:
+        """Feed raw record values; returns how many recorded a result."""
+        return sum(1 for v in values if self.add_value(v) is not None)
+
+
+#: Confluent framing: magic byte, 4-byte schema id.
+SCHEMA_HEADER = struct.Struct(">bI")
+#: How far before a request's time the log is read back for its result: covers clock
+#: skew between the machines that wrote the request and the result.
+READ_BACK_MARGIN_S = 600.0
+
+
+class KafkaActionLedger:
+    """Action results read back from the log (confluent-kafka, assigned partitions only).
+
+    A result is written to the partition of its conversation's key on the enriched topic
+    (``ActionCompleted``) and, for an answer, the outbound topic (the reply). Before a
+    request is performed, that partition of both topics is read from where this ledger
+    last stopped to the current end; a partition read for the first time (after a start,
+    or for a request older than what it covers) starts at the request's time less
+    :data:`READ_BACK_MARGIN_S`. A redelivered request is always at or after the oldest
+    uncommitted one, and its result was written after it, so the result is found if it is
+    on the log; what another worker wrote while it owned the partition is read too.
+    Reading costs one watermark query per topic and the records written to that partition
+    since the last action.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        codec: AvroCodec | None = None,
+        *,
+        margin_s: float = READ_BACK_MARGIN_S,
+        timeout_s: float = 10.0,
+        max_records: int = MAX_RECORDS,
+    ) -> None:
+        from confluent_kafka import Consumer
+
+        self.topics = tuple(topics)
+        self.records = ActionRecords(codec, max_records)
+        self.records.on_evict = self._evicted
+        self.margin_ms = int(margin_s * 1000)
+        self.timeout_s = timeout_s
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "casestream-act-ledger",  # never joins: partitions are assigned
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_committed",
+            }
+        )
+        self._partitions: dict[str, int] = {}
+        #: (topic, partition) -> next offset to read, and the time from which the
+        #: records index is complete for it.
+        self._next: dict[tuple[str, int], int] = {}
+        self._since: dict[tuple[str, int], int] = {}
+        self._where: dict[RecordKey, tuple[tuple[str, int], int]] = {}
+        self.records_read = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, codec: AvroCodec | None = None) -> KafkaActionLedger:
+        from streams.topics import Topics
+
+        topics = Topics(settings.topic_prefix)
+        return cls(settings.kafka_bootstrap, (topics.enriched, topics.outbound), codec)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def recorded(self, request: ActionRequested) -> list[Event] | None:
+        found = self.records.recorded(request)
+        if found is not None:
+            return found
+        key = request.key.encode()
+        want = int(request.envelope.occurred_at.timestamp() * 1000) - self.margin_ms
+        self._catch_up([(t, self._partition(t, key)) for t in self.topics], want)
+        return self.records.recorded(request)
+
+    def remember(self, outputs: Sequence[Event]) -> None:
+        self.records.remember(outputs)
+
+    def _partition(self, topic: str, key: bytes) -> int:
+        from aiokafka.partitioner import murmur2
+
+        count = self._partitions.get(topic)
+        if count is None:
+            meta = self._consumer.list_topics(topic, timeout=self.timeout_s)
+            count = len(meta.topics[topic].partitions)
+            if count == 0:
+                raise RuntimeError(f"topic {topic} has no partitions")
+            self._partitions[topic] = count
+        # the producers' partitioner (aiokafka's default, the Java client's murmur2)
+        return int((murmur2(key) & 0x7FFFFFFF) % count)
+
+    def _catch_up(self, tps: list[tuple[str, int]], want_ms: int) -> None:
+        from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+        todo: dict[tuple[str, int], int] = {}
+        for tp in tps:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(*tp), timeout=self.timeout_s, cached=False
+            )
+            start = self._next.get(tp)
+            if start is None or want_ms < self._since.get(tp, want_ms):
+                (found,) = self._consumer.offsets_for_times(
+                    [TopicPartition(tp[0], tp[1], max(0, want_ms))], timeout=self.timeout_s
+                )
+                start = high if found.offset < 0 else found.offset
+                self._since[tp] = want_ms
+            self._next[tp] = start
+            if start < high:
+                todo[tp] = high
+        if not todo:
+            return
+        self._consumer.assign([TopicPartition(t, p, self._next[(t, p)]) for t, p in todo])
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            while todo:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reading back {sorted(todo)} took over {self.timeout_s}s")
+                for msg in self._consumer.consume(500, timeout=0.5):
+                    tp = (msg.topic(), msg.partition())
+                    if msg.error():
+                        if msg.error().code() == KafkaError._PARTITION_EOF:
+                            todo.pop(tp, None)
+                            continue
+                        raise KafkaException(msg.error())
+                    self._next[tp] = msg.offset() + 1
+                    self.records_read += 1
+                    event = self.records.add_value(msg.value())
+                    if isinstance(event, ActionCompleted):
+                        where = (tp, msg.timestamp()[1])
+                        self._where[(event.key, event.action_id)] = where
+                    if self._next[tp] >= todo.get(tp, 0):
+                        todo.pop(tp, None)
+        finally:
+            self._consumer.unassign()
+
+    def _evicted(self, at: RecordKey) -> None:
+        where = self._where.pop(at, None)
+        if where is not None:  # the index no longer covers this partition before then
+            tp, timestamp_ms = where
+            self._since[tp] = max(self._since.get(tp, 0), timestamp_ms + 1)

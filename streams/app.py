@@ -26,6 +26,7 @@ from events.decisions import DecisionMade
 from processors.conversation import ConversationState
 from processors.ports import IntentSentimentModel
 from streams import metrics
+from streams.bootstrap import build_actor
 from streams.settings import Settings
 from streams.steps import Output, Record, Steps
 from streams.topics import Topics
@@ -42,7 +43,9 @@ def create_app(
 ) -> faust.App:
     """Build the Faust app (no connection is made until the worker starts)."""
     topics = Topics(settings.topic_prefix)
-    steps = Steps(codec or AvroCodec(), topics, model)
+    steps = Steps(
+        codec or AvroCodec(), topics, model, actor=lambda: build_actor(settings, read_back=True)
+    )
     steps.on_rejected = lambda e: metrics.DEAD_LETTERS.labels(e.stage, e.error_type).inc()
     datadir = settings.data_dir / "faust" / settings.app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
@@ -130,9 +133,9 @@ def create_app(
             await decide_batch(events)
 
     async def act_agent(stream: Any) -> None:
-        """One action at a time, in order, off the event loop. At-least-once: an action
-        redelivered after a crash is performed again; its ActionCompleted has the same
-        id, so the decider ignores the second one."""
+        """One action at a time, in order, off the event loop. A request redelivered after
+        a crash is not performed again: the act stage's ledger reads its recorded result
+        back from the log and re-emits it (same ids; the decider ignores a second one)."""
         async for event in stream.events():
             started = time.perf_counter()
             record = record_of(event, topics.actions)

@@ -14,7 +14,7 @@ from events.registry import InProcessRegistry, SchemaRegistry
 from processors.baseline import BaselineLexicalModel
 from processors.ports import IntentSentimentModel
 from streams import metrics
-from streams.act import Actor
+from streams.act import Actor, KafkaActionLedger
 from streams.settings import Settings
 from streams.steps import Steps
 from streams.topics import Topics
@@ -168,10 +168,17 @@ def build_responder_for(settings: Settings) -> Responder:
     return build_responder(settings)
 
 
-def build_actor(settings: Settings) -> Actor:
-    """The act stage's adapters, each built on first use."""
+def build_actor(settings: Settings, *, read_back: bool = False) -> Actor:
+    """The act stage's adapters, each built on first use. ``read_back`` (the live worker):
+    the record of performed actions is read back from the log, so a request redelivered
+    after a crash or a rebalance re-emits its recorded result instead of acting twice."""
     return Actor(
         workflows=lambda clock: build_workflows_for(settings, clock),
         responder=lambda: build_responder_for(settings),
         retriever=build_kb_retriever(settings),
+        ledger=(
+            (lambda: KafkaActionLedger.from_settings(settings, build_codec(settings)))
+            if read_back
+            else None
+        ),
     )

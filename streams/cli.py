@@ -150,10 +150,31 @@ def replay(
     since: Annotated[str | None, typer.Option(help="Start time, ISO 8601 (Kafka).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write every output to this archive.")] = None,
     quiet: Annotated[bool, typer.Option(help="Only print the summary.")] = False,
+    results: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="With --from-file: archives of the enriched and outbound topics holding the"
+            " recorded action results (repeat the option)."
+        ),
+    ] = None,
+    perform_actions: Annotated[
+        bool,
+        typer.Option(
+            help="Perform requested actions with this machine's adapters (mail, refunds, LLM)"
+            " instead of reading their recorded results: a what-if run, never an audit."
+        ),
+    ] = False,
 ) -> None:
-    """Re-run the processors over the log (audit): print decisions, or archive outputs."""
+    """Re-run the processors over the log (audit): print decisions, or archive outputs.
+
+    Actions are never performed again: each ActionRequested is answered with its recorded
+    result (from Kafka with --from-kafka, from --results archives with --from-file), so
+    the decisions come out as they were made. A request without a recorded result yields
+    nothing and is counted as ``unrecorded``.
+    """
     from replay.archive import read_archive, write_archive
-    from replay.driver import LogDriver
+    from replay.driver import LogDriver, recorded_from_archives, recorded_from_kafka
+    from streams.act import ActionRecords
     from streams.bootstrap import build_steps
     from streams.kafka import read_topic
     from streams.steps import Record
@@ -169,9 +190,18 @@ def replay(
         )
     else:
         raise typer.BadParameter("give --from-file FILE or --from-kafka")
+    recorded: ActionRecords | None = None
+    if not perform_actions:
+        if from_file is not None:
+            recorded = recorded_from_archives(results or [], steps.codec)
+        else:
+            recorded = recorded_from_kafka(settings, steps.codec)
+    elif results:
+        raise typer.BadParameter("--results and --perform-actions exclude each other")
+    driver = LogDriver(steps, recorded=recorded)
     counts: dict[str, int] = {}
     collected: list[Record] = []
-    for n, output in enumerate(LogDriver(steps).run(records)):
+    for n, output in enumerate(driver.run(records)):
         kind = type(output.event).__name__
         counts[kind] = counts.get(kind, 0) + 1
         if out is not None:
@@ -184,6 +214,8 @@ def replay(
             )
     if out is not None:
         write_archive(out, collected)
+    if driver.unrecorded:
+        counts["unrecorded"] = len(driver.unrecorded)
     typer.echo(json.dumps(counts, sort_keys=True))
 
 

@@ -157,8 +157,14 @@ def test_cli_archive_then_replay_from_file_and_from_kafka(
     out = cli("archive", "--topic", "conversations.inbound", "--out", str(tmp_path))
     assert f"{TOTAL_MESSAGES} records" in out
     archive = tmp_path / f"{settings.topic_prefix}.conversations.inbound.avro"
-    from_file = json.loads(cli("replay", "--from-file", str(archive), "--quiet").splitlines()[-1])
-    from_kafka = json.loads(cli("replay", "--from-kafka", "--quiet").splitlines()[-1])
+    # no worker ran, so no action has a recorded result: an audit replay asks for each one
+    # and performs none (unrecorded); a what-if replay performs them with local adapters
+    audit = json.loads(cli("replay", "--from-kafka", "--quiet").splitlines()[-1])
+    assert audit["unrecorded"] == audit["ActionRequested"] > 0
+    assert "ActionCompleted" not in audit
+    what_if = ("--quiet", "--perform-actions")
+    from_file = json.loads(cli("replay", "--from-file", str(archive), *what_if).splitlines()[-1])
+    from_kafka = json.loads(cli("replay", "--from-kafka", *what_if).splitlines()[-1])
     assert from_file == from_kafka
     # issue 4: at least one decision per message, more where an action result asks again
     # or escalates; every requested action has its recorded result

@@ -1,4 +1,5 @@
-"""Password reset over real SMTP: smtplib -> a local aiosmtpd server the test reads."""
+"""Password reset over real SMTP: smtplib -> a local aiosmtpd server the test reads; the
+act stage performs a redelivered request once (its result read back from real Kafka)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ from aiosmtpd.controller import Controller
 from agent.workflows import ActionRequest, Workflows, build_workflows
 from agent.workflows.mailer import RESET_SUBJECT, SmtpMailer, reset_email
 from agent.workflows.tokens import ResetTokens, SQLiteTokenStore
+from events.actions import ActionCompleted, ActionRequested
+from events.base import derive_event_id, origin_envelope
+from events.codec import AvroCodec
+from processors.baseline import BaselineLexicalModel
+from streams.act import Actor, KafkaActionLedger
+from streams.bootstrap import build_responder_for, build_workflows_for
+from streams.kafka import EventPublisher, create_topics
+from streams.settings import Settings as AppSettings
+from streams.steps import Record, Steps
+from streams.topics import Topics
+from tests.support import unique_settings
+from tests.unit.test_act_stage import EmptyKnowledgeBase
 from tests.unit.test_workflows_billing import NOW
 from tests.unit.test_workflows_password import ACCOUNTS_YAML, accounts
 from tests.unit.test_workflows_tokens import StepClock
@@ -166,3 +179,82 @@ def test_sqlite_token_store_is_what_settings_chose(smtp: tuple[Inbox, int], tmp_
     wf = build_workflows(Settings(port, tmp_path / "tokens.db"), clock=StepClock(NOW))
     assert isinstance(wf.password.tokens, ResetTokens)
     assert isinstance(wf.password.tokens.store, SQLiteTokenStore)
+
+
+def demo_reset_request(conversation: str) -> ActionRequested:
+    env = origin_envelope(
+        ActionRequested,
+        tenant_id="demo",
+        conversation_id=conversation,
+        producer="test",
+        producer_version="0",
+        event_id=derive_event_id(conversation, "ActionRequested", 0),
+    )
+    return ActionRequested(
+        envelope=env,
+        action_id=env.event_id,
+        message_id=f"{conversation}-m2",
+        kind="password_reset",
+        params={"email": "user@example.com"},
+        intent="ACCOUNT/Password",
+    )
+
+
+def act_stage(settings: AppSettings) -> tuple[Steps, KafkaActionLedger]:
+    """The worker's act stage: real workflows over SMTP, results read back from Kafka."""
+    codec = AvroCodec()
+    ledger = KafkaActionLedger.from_settings(settings, codec)
+    actor = Actor(
+        workflows=lambda clock: build_workflows_for(settings, clock),
+        responder=lambda: build_responder_for(settings),
+        retriever=lambda _tenant: EmptyKnowledgeBase(),
+        ledger=lambda: ledger,
+    )
+    model = BaselineLexicalModel()
+    return Steps(codec, Topics(settings.topic_prefix), model, actor=lambda: actor), ledger
+
+
+def test_act_stage_sends_one_mail_for_a_redelivered_request_across_a_restart(
+    smtp: tuple[Inbox, int], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The same ActionRequested delivered three times (twice to one worker, once more to
+    a restarted one that knows only the log) -> one mail, one ActionCompleted."""
+    inbox, port = smtp
+    settings = unique_settings(
+        kafka_bootstrap, smtp_host="127.0.0.1", smtp_port=port, data_dir=tmp_path
+    )
+    create_topics(settings)
+    publisher = EventPublisher(settings)
+    steps, ledger = act_stage(settings)
+    request = demo_reset_request("c-restart")
+    out = steps.output(request)
+    record = Record(out.topic, 0, 0, out.key, out.value, 0)
+
+    first = steps.act_record(record)
+    (done,) = (o.event for o in first)
+    assert isinstance(done, ActionCompleted) and done.outcome == "password_reset_sent"
+    for o in first:  # what the act agent does with its outputs
+        publisher.send(o)
+    publisher.flush()
+    assert [o.value for o in steps.act_record(record)] == [o.value for o in first]
+    ledger.close()
+
+    restarted, fresh = act_stage(settings)  # a new process: nothing in memory
+    try:
+        again = restarted.act_record(record)
+        assert [(o.topic, o.key, o.value) for o in again] == [
+            (o.topic, o.key, o.value) for o in first
+        ]
+        assert fresh.records_read >= 1  # found on the log, not in memory
+        other = restarted.act_record(Record(out.topic, 0, 1, *key_value(restarted, "c-new"), 0))
+        assert other[0].event.envelope.event_id != done.envelope.event_id
+    finally:
+        fresh.close()
+    mails = inbox.wait_for(2)
+    assert [m["To"] for m in mails] == ["user@example.com", "user@example.com"]
+    assert inbox.wait_for(3, timeout=0.5) == mails  # the redeliveries sent nothing
+
+
+def key_value(steps: Steps, conversation: str) -> tuple[bytes, bytes]:
+    out = steps.output(demo_reset_request(conversation))
+    return out.key, out.value

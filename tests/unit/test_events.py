@@ -117,6 +117,7 @@ def samples() -> list[Event]:
             params={"email": "dana@acme.example"},
             intent="ACCOUNT/Password",
             technical_level="basic",
+            channel="email",
         ),
         ActionCompleted(
             envelope=env(ActionCompleted),

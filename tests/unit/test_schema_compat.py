@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import io
+import struct
 
 import fastavro
 import pytest
 
+from events.actions import ActionRequested
 from events.catalog import EVENT_CLASSES, current_entries, load_entry, schema_files
+from events.codec import AvroCodec
 from events.compat import incompatibilities
 from events.registry import InProcessRegistry
 
@@ -105,3 +108,28 @@ def test_type_widening_is_allowed() -> None:
     new = _schema()
     new["fields"][1] = {**new["fields"][1], "type": "long"}
     assert incompatibilities(new, _schema()) == []
+
+
+def test_action_requested_v1_records_read_as_web_chat() -> None:
+    """Records written before ``channel`` existed (v1, id 1301) decode with the default."""
+    old = load_entry("ActionRequested", PREVIOUS)
+    buf = io.BytesIO()
+    buf.write(struct.pack(">bI", 0, old.schema_id))
+    envelope = {
+        "event_id": "e",
+        "event_type": "ActionRequested",
+        "schema_version": 1,
+        "occurred_at": 0,
+        "tenant_id": "t",
+        "conversation_id": "c",
+        "correlation_id": "e",
+        "causation_id": None,
+        "producer": "p",
+        "producer_version": "1",
+    }
+    fields = {"action_id": "e", "message_id": "m", "kind": "answer", "params": {}, "intent": "x"}
+    fastavro.schemaless_writer(buf, old.parsed, {"envelope": envelope, **fields})
+    event = AvroCodec(InProcessRegistry()).decode(buf.getvalue())
+    assert isinstance(event, ActionRequested)
+    assert (event.channel, event.technical_level, event.kind) == ("web_chat", "basic", "answer")
+    assert current_entries()["ActionRequested"].schema_id != old.schema_id
