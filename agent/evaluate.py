@@ -589,8 +589,11 @@ def percentile(values: Sequence[float], p: float) -> float:
 def metrics(results: Sequence[Result]) -> dict[str, Any]:
     """The summary line's numbers.
 
-    ``resolution_rate``: conversations the agent resolved (observed ``resolved``: never
-    escalated, last decision an answer or action) over all conversations. Escalation
+    ``resolution_rate``: of the conversations that should be resolved automatically
+    (expected ``resolved``), the share the agent resolved (observed ``resolved``: never
+    escalated, last decision an answer or action); this is the issue's target ("of the
+    conversations that should be resolved automatically, >= 0.90 are"). 1.0 when none
+    should be. Escalation
     precision/recall compare the agent's escalate-or-not with the expected outcome; a
     precision with nothing escalated is 1.0 when nothing should have been (else 0.0), a
     recall with nothing to escalate is 1.0.
@@ -605,12 +608,12 @@ def metrics(results: Sequence[Result]) -> dict[str, Any]:
     precision = tp / predicted if predicted else (1.0 if actual == 0 else 0.0)
     recall = tp / actual if actual else 1.0
     latencies = [ms for r in results for ms in r.latencies_ms]
+    should = [r for r in results if r.conversation.expect.outcome == "resolved"]
+    resolved = sum(r.observed.outcome == "resolved" for r in should)
     return {
         "conversations": n,
         "passed": sum(r.passed for r in results),
-        "resolution_rate": round(sum(r.observed.outcome == "resolved" for r in results) / n, 4)
-        if n
-        else 0.0,
+        "resolution_rate": round(resolved / len(should), 4) if should else 1.0,
         "escalation_precision": round(precision, 4),
         "escalation_recall": round(recall, 4),
         "p50_ms": round(percentile(latencies, 50), 3),

@@ -13,46 +13,123 @@ from dataclasses import dataclass
 
 from events.actions import ActionCompleted
 from processors import replies
-from processors.extract import amounts, emails, invoice_numbers, wants_last_invoice
+from processors.extract import (
+    Money,
+    amounts_in_context,
+    charged_on,
+    emails,
+    invoice_numbers,
+    wants_last_invoice,
+)
 
 Params = dict[str, str]
 
 _RESET_WORDS = re.compile(
-    r"\b(reset|forgot|forgotten|password|passwort|contrase|mot de passe)", re.I
+    r"\b(reset|forgot|forgotten|password|passwort|contrase|mot de passe|link)", re.I
 )
+#: An API error the diagnosis can work on: a status code, an OAuth or validation error
+#: name, a pasted error body or rate-limit header. A question about the API without any
+#: ("how long is a token valid?") is answered from the knowledge base instead.
 _API_EVIDENCE = re.compile(
-    r"\b[45]\d\d\b|error|invalid_|unauthori[sz]ed|forbidden|too many requests|rate.?limit"
-    r"|retry-after|expired?|token|\bexp\b|bad request|\"field\"",
+    r"\b[45]\d\d(s|'s)?\b|\binvalid_\w+|\bvalidation_failed\b|\bunauthori[sz]ed\b|\bforbidden\b"
+    r"|too many requests|rate.?limit|retry-after|\"error\"|\b(missing|expired)_token\b"
+    r"|\bbad request\b",
+    re.I,
+)
+#: A customer who asks for the link again on purpose (it expired, never arrived).
+_RESEND = re.compile(
+    r"\b(expired|another|new one|a new (link|one)|again|resend|didn'?t (get|receive|arrive)"
+    r"|never (got|came|arrived)|not (received|arrived))\b",
     re.I,
 )
 _INVOICE_WORDS = re.compile(r"\binvoice|\bbill\b|rechnung|factura|facture|fatura", re.I)
+#: Amounts that are not what the customer wants back ("override the 100 EUR limit").
+_NOT_THE_AMOUNT = re.compile(r"\b(limit|maximum|max|up to|threshold)\b", re.I)
 
 
-def plan(texts: tuple[str, ...], text: str, intent: str, occurred_at: str) -> tuple[str, Params]:
-    """The action for answering ``intent``; ``texts`` are the earlier turns, ``text`` this one.
+def plan(
+    texts: tuple[str, ...],
+    text: str,
+    intent: str,
+    occurred_at: str,
+    done: tuple[str, ...] = (),
+) -> tuple[str, Params]:
+    """The action for answering ``intent``; ``texts`` are the earlier turns, ``text`` this one,
+    ``done`` the workflow requests already made (``ConversationState.done``).
 
-    A workflow when the conversation has what it needs, else a knowledge-base answer.
+    A workflow when the conversation has what it needs, else a knowledge-base answer;
+    ``("none", {"reply": ...})`` when the workflow was already run for the same thing.
     """
     turns = (*texts, text)
+    made = {d.partition("|")[2] for d in done}
     if intent == "ACCOUNT/Password" or (
         intent == "ACCOUNT/Access" and any(_RESET_WORDS.search(t) for t in turns)
     ):
         found = _latest(turns, emails)
         if found:
+            if f"password_reset:{found}" in made and not emails(text) and not _RESEND.search(text):
+                return "none", {"reply": already_sent(found)}
             return "password_reset", {"email": found}
     if intent == "TECHNICAL/API" and any(_API_EVIDENCE.search(t) for t in turns):
         return "api_diagnosis", {"text": "\n".join(turns), "now": occurred_at}
     if intent == "BILLING/Invoice":
         return "invoice_lookup", {"invoice": _invoice(turns)}
     if intent == "BILLING/Refund":
-        money = next((m for t in reversed(turns) for m in amounts(t)), None)
+        money = _refund_amount(turns)
         numbers = _latest(turns, invoice_numbers)
         if money is not None or numbers or any(_INVOICE_WORDS.search(t) for t in turns):
             params = {"invoice": _invoice(turns)}
+            if f"refund:{params['invoice']}" in made:
+                return "none", {"reply": ALREADY_REFUNDED}
             if money is not None:
                 params |= {"amount": format(money.amount, "f"), "currency": money.currency}
+            charged = charged_on(turns, occurred_at)
+            if charged:
+                params["charged_on"] = charged
             return "refund", params
     return "answer", {"question": text, "history": "\n".join(texts)}
+
+
+_STATUS = re.compile(r"\b([45]\d\d)(?:s|'s)?\b")
+_RATE = re.compile(r"\b429(?:s|'s)?\b|too many requests|rate.?limit", re.I)
+_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+(?:and|but|while)\s+(?=\S*\s*\b[45]\d\d)")
+
+
+def separate_problems(text: str, occurred_at: str) -> list[Params]:
+    """A second diagnosis when one message reports a rate limit *and* another error ("429s
+    in the morning and 401s in the afternoon"): the diagnosis of the whole text names the
+    other error, this one the rate limit, from the sentences about it alone."""
+    others = {c for c in _STATUS.findall(text) if c != "429"}
+    if not _RATE.search(text) or not others:
+        return []
+    about = [s for s in _SENTENCES.split(text) if _RATE.search(s)]
+    return [{"text": "\n".join(about), "now": occurred_at}] if about else []
+
+
+def already_sent(email: str) -> str:
+    return (
+        f"I've already sent a reset link to {mask(email)}, so I won't send another one: "
+        "please check your inbox and spam folder. The link is valid for 30 minutes and works "
+        "once; if it has expired, tell me and I'll send a new one."
+    )
+
+
+ALREADY_REFUNDED = (
+    "That refund is already on its way: it goes back to the original payment method within "
+    "5-10 business days."
+)
+
+
+def _refund_amount(turns: tuple[str, ...]) -> Money | None:
+    """The amount to refund: the newest turn that names one; of several, the largest that
+    is not a limit the customer quotes (a smaller guess could slip under the limit)."""
+    for t in reversed(turns):
+        found = amounts_in_context(t)
+        wanted = [m for m, around in found if not _NOT_THE_AMOUNT.search(around)]
+        chosen = wanted or [m for m, _ in found]
+        if chosen:
+            return max(chosen, key=lambda m: m.amount)
+    return None
 
 
 def _latest(turns: tuple[str, ...], find: object) -> str | None:

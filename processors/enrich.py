@@ -6,6 +6,7 @@ from events.base import caused_envelope
 from events.conversation import MessageReceived
 from events.enrichment import MessageEnriched, ModelInfo
 from processors.ports import Prediction
+from processors.risk import risk_flags
 
 PRODUCER = "processor.enrich"
 
@@ -14,11 +15,12 @@ def enrich(message: MessageReceived, prediction: Prediction, model: ModelInfo) -
     """Pure: the enriched event for ``message`` given what the model predicted.
 
     ``model`` is the adapter's own identity; a prediction that names another model
-    (a fallback link answered) records that one, with the links passed over.
+    (a fallback link answered) records that one, with the links passed over. The text's
+    input-attack findings (:mod:`processors.risk`) are added to the model's flags.
     """
     used = prediction.model or model
     fallback = ("model_fallback",) if used.fallbacks else ()
-    flags = tuple(sorted({*prediction.flags, *message.flags, *fallback}))
+    flags = tuple(sorted({*prediction.flags, *message.flags, *fallback, *risk_flags(message.text)}))
     return MessageEnriched(
         envelope=caused_envelope(
             message.envelope, MessageEnriched, producer=PRODUCER, producer_version=used.version

@@ -87,6 +87,11 @@ DECLINE = (
     "account (sign-in, billing, data, the API and product questions). Is there anything "
     "there I can do for you?"
 )
+INJECTION_REFUSAL = (
+    "I can't change how I work or run commands or queries from a message, and I only share "
+    "information about your own account. If you have a question about your CRM account "
+    "(sign-in, billing, data, the API), tell me and I'll help."
+)
 CLOSING = "You're welcome! If anything else comes up, just write here."
 #: Added for customers who do not write in technical terms (tone: ``basic``).
 BASIC_TAIL = " If a step is unclear, tell me where you got stuck and I'll walk you through it."

@@ -108,6 +108,15 @@ _MULTI = re.compile(
     r"|,\s*and\b",
     re.I,
 )
+#: Legal, compliance and licensing commitments (signing agreements, HIPAA, on-premise
+#: licences, custom quotes): no help article can promise them, a person must.
+_COMMITMENT = re.compile(
+    r"\b(sign|countersign|execute|negotiate)\b.{0,40}\b(agreements?|contracts?|baa|dpa|nda"
+    r"|addendum|msa)\b|\bhipaa\b|\bbusiness associate agreement\b|\bon-?prem(ise|ises)?\b"
+    r"|\bself-?host(ed|ing)?\b|\b(custom|special|volume) (discount|pricing|quote)\b"
+    r"|\blicen[cs]e (would )?(cost|price|fee)",
+    re.I,
+)
 #: Opposite requests: (name, on pattern, off pattern).
 CONFLICT_PAIRS: tuple[tuple[str, str, str], ...] = (
     (
@@ -130,6 +139,11 @@ def asks_for_human(text: str) -> bool:
 
 def mentions_human(text: str) -> bool:
     return bool(_HUMAN_WORDS.search(text)) and not _BOT_QUESTION.search(text)
+
+
+def asks_commitment(text: str) -> bool:
+    """A request for a legal, compliance or licensing commitment (see ``_COMMITMENT``)."""
+    return bool(_COMMITMENT.search(text))
 
 
 def asks_about_bot(text: str) -> bool:

@@ -3,6 +3,7 @@ content words, citations. Deterministic, no models."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -71,6 +72,7 @@ def numbers_as_digits(text: str) -> str:
     return _NUMBER_WORD.sub(lambda m: NUMBER_WORDS[m.group(1).lower()], text)
 
 
+@functools.lru_cache(maxsize=16384)
 def stem(word: str) -> str:
     """A crude suffix stripper: the same word on both sides of a comparison must agree,
     nothing more (``expires``, ``expired``, ``expire`` -> ``expir``)."""
@@ -95,12 +97,19 @@ def words(text: str) -> list[str]:
 
 def content_words(text: str, extra_stop: frozenset[str] = frozenset()) -> list[str]:
     """Stemmed words that carry meaning (no stopwords, single letters dropped)."""
+    return list(_content_words(text, extra_stop))
+
+
+@functools.lru_cache(maxsize=2048)
+def _content_words(text: str, extra_stop: frozenset[str]) -> tuple[str, ...]:
+    # pure and called on the same passages by retrieval, the extractive link and the
+    # grounding check of every answer: cached (passages repeat across questions)
     out = []
     for w in words(text):
         if w in STOPWORDS or w in extra_stop or (len(w) < 2 and not w.isdigit()):
             continue
         out.append(stem(w))
-    return out
+    return tuple(out)
 
 
 def citation_ids(text: str) -> list[str]:

@@ -199,6 +199,7 @@ class Workflows:
             amount,
             request.params.get("currency") or None,
             request.params.get("reason") or "customer request",
+            charged_on=request.params.get("charged_on") or None,
         )
         details = _strings(r.to_dict())
         details.pop("outcome", None)

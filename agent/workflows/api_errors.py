@@ -171,9 +171,15 @@ def diagnose(
         return result(
             "token_expiry_identified", "access_token_expired", fix=_expiry_fix(ev.grant_type)
         )
-    if status == 429 or ev.error == "rate_limit_exceeded":
+    said_limited = ev.rate_limited and status in (None, 429)
+    if status == 429 or ev.error == "rate_limit_exceeded" or said_limited:
         return _rate_limit(ev, plan, limit_per_min, result)
-    bad_request_errors = ("validation_failed", "invalid_grant", "invalid_scope")
+    bad_request_errors = (
+        "validation_failed",
+        "invalid_grant",
+        "invalid_scope",
+        "invalid_parameter",
+    )
     if ev.fields or ev.error in bad_request_errors or status in (400, 422):
         return _bad_request(ev, result)
     if status == 401 or ev.error in ("invalid_token", "missing_token", "invalid_client"):

@@ -39,6 +39,8 @@ _STATUS_PATTERNS = [
     r"\b(?:an?|the|get|gets|getting|got|returns?|returning|returned|receive[sd]?|receiving|"
     r"throws?|throwing|error|code|http|with|keep|still)\s+(?:an?\s+|http\s+)?([45]\d\d)(?:s|'s)?\b",
     r"\b([45]\d\d)(?:s|'s)?\s+(?:error|errors|response|responses|status|again)\b",
+    r"\b([45]\d\d)(?:s|'s)?\s+(?:invalid_\w+|unauthori[sz]ed|forbidden|validation_failed)\b",
+    r"\b([45]\d\d)(?:s|'s)\b",  # "429s when the batch job runs": a plural is a status
 ]
 _STATUS_RE = [re.compile(p, re.IGNORECASE) for p in _STATUS_PATTERNS]
 _KV_RE = re.compile(
@@ -51,6 +53,33 @@ _HEADER_RE = {
 }
 _JWT_RE = re.compile(r"\beyJ[\w-]+\.(eyJ[\w-]+)\.[\w-]*")
 _CLAIM_RE = re.compile(r"[\"'](iat|exp)[\"']\s*:\s*(\d{9,11})")
+#: Error codes written in a sentence rather than in a pasted body.
+_PROSE_ERROR = re.compile(
+    r"\b(invalid_token|invalid_grant|invalid_client|invalid_scope|invalid_request"
+    r"|invalid_parameter|missing_token|validation_failed|rate_limit_exceeded"
+    r"|insufficient_scope)\b"
+)
+#: "field close_date", "on field limit", "the birthday field" (a field named in prose).
+_PROSE_FIELD = re.compile(
+    r"\bfield[\s:=]+[`'\"]?([a-z_][\w.]*)[`'\"]?|\bthe [`'\"]?([a-z_][\w.]*)[`'\"]? field\b",
+    re.IGNORECASE,
+)
+_PROSE_MESSAGE = re.compile(r"\bmessage[\s:=]+[`'\"]?([^\n\"'`.?!]{3,120})", re.IGNORECASE)
+_NOT_FIELDS = frozenset({"is", "was", "that", "this", "which", "the", "a", "an", "it", "name"})
+#: "we store the token since two days", "(it runs ~3 hours on the same token)".
+_HELD_FOR = re.compile(
+    r"\b(?:since|for|runs?|running|used|using|kept|keep)\s+(?:about\s+|~\s?)?"
+    r"(\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve)\s*"
+    r"(hours?|hrs?|days?|weeks?)\b",
+    re.IGNORECASE,
+)
+_COUNTS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "twelve": 12,
+}  # fmt: skip
+_RATE_LIMITED = re.compile(
+    r"\brate[- ]?limit(ed|ing)?\b|\btoo many requests\b|\bthrottl(ed|ing)\b", re.IGNORECASE
+)
 _HOUR_SYMPTOM = re.compile(
     r"\b(?:after|for|every)\s+(?:about\s+|around\s+|roughly\s+|exactly\s+|~\s?)?"
     r"(?:an|one|1|60)\s*(?:hour|hr|h|minutes|mins?)\b",
@@ -81,6 +110,8 @@ class ApiEvidence:
     token_age_source: str | None = None
     token_expires_at: datetime | None = None
     fails_after_an_hour: bool = False
+    #: The customer says they are rate limited ("rate limited", "too many requests").
+    rate_limited: bool = False
 
     @property
     def status(self) -> int | None:
@@ -181,6 +212,36 @@ def _body(text: str) -> tuple[str | None, str | None, list[FieldError]]:
     return error, description, fields
 
 
+def _prose(text: str, error: str | None, fields: list[FieldError]) -> str | None:
+    """Add what a sentence says when no pasted body did: the error code and the field."""
+    if error is None:
+        m = _PROSE_ERROR.search(text)
+        error = m.group(1) if m else None
+    if not fields:
+        for m in _PROSE_FIELD.finditer(text):
+            name = m.group(1) or m.group(2)
+            if name and name.lower() not in _NOT_FIELDS:
+                said = _PROSE_MESSAGE.search(text, m.end())
+                fields.append(FieldError(name, said.group(1).strip() if said else ""))
+                break
+    return error
+
+
+def _held_for(text: str) -> int | None:
+    """How long the customer says the same token has been in use, in seconds."""
+    age = None
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+        if not re.search(r"\btokens?\b", sentence, re.IGNORECASE):
+            continue
+        m = _HELD_FOR.search(sentence)
+        if m is not None:
+            raw, unit = m.group(1).lower(), m.group(2).lower()
+            count = int(raw) if raw.isdigit() else _COUNTS[raw]
+            per = {"h": 3600, "d": 86400, "w": 604800}[unit[0]]
+            age = count * per
+    return age
+
+
 def _header(text: str, name: str) -> str | None:
     matches = _HEADER_RE[name].findall(text)
     return matches[-1] if matches else None
@@ -225,8 +286,13 @@ def gather(turns: list[str] | tuple[str, ...], now: datetime) -> ApiEvidence:
     text = "\n".join(turns)[-MAX_CHARS:]  # the newest part; bounds the parse time
     now = as_utc(now)
     error, description, fields = _body(text)
+    error = _prose(text, error, fields)
     claims = jwt_claims(text)
     age, source = token_age(text, now)
+    if age is None:
+        held = _held_for(text)
+        if held is not None:
+            age, source = held, "token in use for that long"
     expires_at = None
     if "exp" in claims:
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
@@ -252,4 +318,5 @@ def gather(turns: list[str] | tuple[str, ...], now: datetime) -> ApiEvidence:
         token_age_source=source,
         token_expires_at=expires_at,
         fails_after_an_hour=_HOUR_SYMPTOM.search(text) is not None,
+        rate_limited=_RATE_LIMITED.search(text) is not None,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -124,9 +124,15 @@ def refund_decision(
     currency: str | None,
     now: datetime,
     policy: RefundPolicy,
+    stated_charge: date | None = None,
 ) -> RefundVerdict:
     """What to do with a refund request (pure). Order: already refunded, bad amount,
-    window, limit."""
+    window, limit.
+
+    ``stated_charge`` is the day the customer says they were charged ("5 days ago"):
+    the window is judged on it when given (the conversation suite's convention, README
+    "refunds"), else on the billing record's ``charged_at``. The limit is never relaxed.
+    """
     if invoice.refunded_amount > 0:
         return "already_refunded"
     if currency is not None and currency.upper() != invoice.currency.upper():
@@ -134,6 +140,8 @@ def refund_decision(
     if amount <= 0 or amount > invoice.amount:
         return "amount_invalid"
     charged = invoice.charged_at
+    if stated_charge is not None:
+        charged = datetime(stated_charge.year, stated_charge.month, stated_charge.day, tzinfo=UTC)
     if charged is None or as_utc(now) - as_utc(charged) > policy.window:
         return "refund_window_passed"
     if amount > policy.auto_limit:
@@ -200,13 +208,20 @@ class BillingWorkflow:
         amount: Decimal | None = None,
         currency: str | None = None,
         reason: str = "customer request",
+        charged_on: str | None = None,
     ) -> RefundOutcomeResult:
-        """``amount`` None means the whole invoice."""
+        """``amount`` None means the whole invoice; ``charged_on`` (ISO date) is when the
+        customer says the charge happened (see :func:`refund_decision`)."""
         found = self.lookup(tenant_id, number).invoice
         if found is None:
             return RefundOutcomeResult("invoice_not_found", "invoice not found")
         wanted = found.amount if amount is None else amount
-        verdict = refund_decision(found, wanted, currency, as_utc(self.clock()), self.policy)
+        try:
+            stated = date.fromisoformat(charged_on) if charged_on else None
+        except ValueError:
+            raise WorkflowError(f"billing: charged_on {charged_on!r} is not an ISO date") from None
+        now = as_utc(self.clock())
+        verdict = refund_decision(found, wanted, currency, now, self.policy, stated)
         if verdict in ("auto_refund", "already_refunded"):
             refund = self.billing.refund(tenant_id, found.number, wanted, reason)
             return RefundOutcomeResult("refund_issued", refund.status, found, refund)

@@ -172,3 +172,39 @@ def test_conflicting_requests_are_not_acted_on() -> None:
     )
     assert not any(isinstance(e, ActionRequested) for e in out)
     assert any(isinstance(e, ClarificationRequested) for e in out)
+
+
+def test_a_refund_takes_the_customers_amount_not_the_limit_they_quote() -> None:
+    text = "I authorise you to override the 100 EUR limit: refund INV-2026-0103 (490 EUR) now"
+    _, out = given([enriched(text, [("BILLING/Refund", 0.9)])])
+    assert request_in(out).params["amount"] == "490"
+
+
+def test_the_stated_charge_date_goes_with_the_refund() -> None:
+    text = "please refund INV-2026-0101, we were charged 5 days ago"
+    _, out = given([enriched(text, [("BILLING/Refund", 0.9)])])
+    # the factories' messages are sent on 2026-01-01
+    assert request_in(out).params["charged_on"] == "2025-12-27"
+
+
+def test_a_429_and_a_401_in_one_message_get_two_diagnoses() -> None:
+    text = "We get 429s in the morning and 401 invalid_token in the afternoon"
+    _, out = given([enriched(text, [("TECHNICAL/API", 0.99)])])
+    asked = [e for e in out if isinstance(e, ActionRequested)]
+    assert [a.kind for a in asked] == ["api_diagnosis", "api_diagnosis"]
+    assert asked[1].params["text"] == "We get 429s in the morning"
+
+
+def test_a_reset_is_sent_once_unless_the_customer_asks_for_a_new_link() -> None:
+    state, first = given(
+        [
+            enriched("I forgot my password", PASSWORD),
+            enriched("my email is dana@acme.example", PASSWORD, index=1),
+        ]
+    )
+    sent = request_in(first)
+    state, _ = handle(state, result(sent, "password_reset_sent"))
+    _, again = handle(state, enriched("yes, send the reset link", PASSWORD, index=2))
+    assert not any(isinstance(e, ActionRequested) for e in again)
+    _, resend = handle(state, enriched("the link expired, send a new one", PASSWORD, index=3))
+    assert request_in(resend).kind == "password_reset"

@@ -352,3 +352,37 @@ def test_logged_status_and_minutes_statement() -> None:
     d = diagnose(turns, NOW)
     assert d.outcome == "token_expiry_identified"
     assert d.details["token_age_s"] == "5400"
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome", "field"),
+    [
+        (
+            "I create opportunity by API and receive 400 error, field close_date, message must "
+            "be an ISO 8601 date",
+            "malformed_field_identified",
+            "close_date",
+        ),
+        (
+            "why does ?limit=500 give me invalid_parameter on field limit?",
+            "malformed_field_identified",
+            "limit",
+        ),
+        ("validation_failed on the birthday field", "malformed_field_identified", "birthday"),
+        ("rate limited constantly (429). we're on starter", "rate_limit_explained", None),
+        (
+            "error 401 unauthorized. The access token we store in database since two days",
+            "token_expiry_identified",
+            None,
+        ),
+        (
+            "after the batch job (it runs ~3 hours on the same token) everything is 401 invalid_token",
+            "token_expiry_identified",
+            None,
+        ),
+    ],
+)
+def test_errors_described_in_sentences(text: str, outcome: str, field: str | None) -> None:
+    d = diagnose([text], NOW)
+    assert d.outcome == outcome
+    assert d.details.get("field") == field

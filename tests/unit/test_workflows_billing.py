@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from agent.workflows.base import WorkflowError
 from agent.workflows.billing import BillingWorkflow, InMemoryBilling, RefundPolicy, refund_decision
 from tests.unit.test_workflows_password import accounts
 from tests.unit.test_workflows_tokens import StepClock
@@ -121,3 +122,20 @@ def test_bad_amounts_and_currencies_are_rejected(billing: BillingWorkflow) -> No
     wrong_currency = billing.refund("acme", "INV-2026-0102", Decimal("49"), "USD")
     assert (too_much.outcome, too_much.reason) == ("refund_rejected", "amount_invalid")
     assert wrong_currency.reason == "currency_mismatch"
+
+
+def test_the_customers_stated_charge_date_decides_the_window(billing: BillingWorkflow) -> None:
+    # INV-2026-0101 is recorded as charged 2026-08-01; the customer says "5 days ago"
+    inside = billing.refund("acme", "INV-2026-0101", charged_on="2026-09-07")
+    assert inside.outcome == "refund_issued"
+    # INV-2026-0102 is recorded within the window; the customer says "two months ago"
+    outside = billing.refund("acme", "INV-2026-0102", charged_on="2026-07-14")
+    assert (outside.outcome, outside.reason) == ("escalate", "refund_window_passed")
+    # the limit is never relaxed by a stated date
+    over = billing.refund("acme", "INV-2026-0103", charged_on="2026-09-11")
+    assert (over.outcome, over.reason) == ("escalate", "refund_over_limit")
+
+
+def test_a_stated_charge_date_that_is_no_date_is_a_clear_error(billing: BillingWorkflow) -> None:
+    with pytest.raises(WorkflowError, match="not an ISO date"):
+        billing.refund("acme", "INV-2026-0102", charged_on="last tuesday")

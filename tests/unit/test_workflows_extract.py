@@ -14,6 +14,7 @@ from agent.workflows.extract import (
     parse_number,
     wants_last_invoice,
 )
+from processors.extract import charged_on
 
 
 def test_emails_in_order_lower_cased_and_distinct() -> None:
@@ -80,3 +81,19 @@ def test_parse_number_thousands_vs_decimals() -> None:
 
 def test_money_to_dict() -> None:
     assert Money(Decimal("49.00"), "EUR").to_dict() == {"amount": "49.00", "currency": "EUR"}
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("we were charged 5 days ago", "2026-09-07"),
+        ("two debits of 49 EUR on our card yesterday", "2026-09-11"),
+        ("it was charged about two months ago", "2026-07-14"),
+        ("fomos cobrados 99 USD na fatura há quatro dias", "2026-09-08"),
+        ("we were charged on Tuesday", "2026-09-08"),  # 2026-09-12 is a Saturday
+        ("billed 99 USD last week (INV-2026-0201)", "2026-09-05"),
+        ("please refund it", None),  # no statement: the billing record decides
+    ],
+)
+def test_when_the_customer_says_they_were_charged(text: str, day: str | None) -> None:
+    assert charged_on((text,), "2026-09-12T12:00:00+00:00") == day
