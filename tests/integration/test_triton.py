@@ -33,7 +33,9 @@ from streams.services.process import alive, find_processes
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-#: ``CASESTREAM_TEST_TRITON_PORT_BASE`` moves them, so two checkouts can test at once
+#: ``CASESTREAM_TEST_TRITON_PORT_BASE`` moves them, so two checkouts can test at once. Keep
+#: it below the ephemeral range (32768+ here): a client socket that happens to hold the
+#: metrics port makes tritonserver exit after it reported ready (seen with 38100).
 _BASE = int(os.environ.get("CASESTREAM_TEST_TRITON_PORT_BASE", "28100"))
 PORTS = {"http_port": _BASE, "grpc_port": _BASE + 1, "metrics_port": _BASE + 2}
 TOL = 1e-5
