@@ -44,7 +44,10 @@ def create_app(
     """Build the Faust app (no connection is made until the worker starts)."""
     topics = Topics(settings.topic_prefix)
     steps = Steps(
-        codec or AvroCodec(), topics, model, actor=lambda: build_actor(settings, read_back=True)
+        codec or AvroCodec(),
+        topics,
+        model,
+        actor=lambda: build_actor(settings, read_back=settings.act_read_back),
     )
     steps.on_rejected = lambda e: metrics.DEAD_LETTERS.labels(e.stage, e.error_type).inc()
     datadir = settings.data_dir / "faust" / settings.app_id
@@ -133,9 +136,10 @@ def create_app(
             await decide_batch(events)
 
     async def act_agent(stream: Any) -> None:
-        """One action at a time, in order, off the event loop. A request redelivered after
-        a crash is not performed again: the act stage's ledger reads its recorded result
-        back from the log and re-emits it (same ids; the decider ignores a second one)."""
+        """One action at a time, in order, off the event loop. With ``act_read_back`` a
+        request redelivered after a crash is not performed again: the act stage's ledger
+        reads its recorded result back from the log and re-emits it (same ids; the decider
+        ignores a second one). Without it, at-least-once within a restart."""
         async for event in stream.events():
             started = time.perf_counter()
             record = record_of(event, topics.actions)

@@ -49,6 +49,15 @@ class Settings(BaseSettings):
             " Unset = dynamic membership."
         ),
     )
+    act_read_back: bool = Field(
+        False,
+        description=(
+            "The act stage reads its ledger of performed actions back from the log, so a"
+            " request redelivered after a crash is not performed twice. Off by default: each"
+            " action then reads its partition's new records, which throttles a loaded worker"
+            " (session 3 note)."
+        ),
+    )
     producer_linger_ms: int = Field(10, ge=0, description="Producer linger for output batching.")
     batch_max: int = Field(256, ge=1, description="Most records an agent takes at once.")
     batch_within_s: float = Field(
