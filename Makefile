@@ -100,7 +100,8 @@ test-unit: install
 
 test: install redis-install chromium-install kafka-jars models triton-env  ## everything: lint, unit, integration (starts and stops Kafka/Redis)
 	$(MAKE) lint
-	$(BIN)/pytest -q -p no:cacheprovider --junitxml=artifacts/junit.xml tests
+	$(BIN)/pytest -q -p no:cacheprovider --junitxml=artifacts/junit.xml tests \
+		|| { $(BIN)/python tools/junit_failures.py artifacts/junit.xml; exit 1; }
 
 bench-backbone: install kafka-jars  ## live-driver throughput/latency/exactly-once figures (N=50000)
 	$(BIN)/python bench/backbone.py --messages $(N)

@@ -13,6 +13,7 @@ sentence rejects the whole answer, so the chain moves on to its next link.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -185,6 +186,7 @@ class _Support:
     prices: frozenset[str]
 
 
+@functools.lru_cache(maxsize=1024)  # passages repeat: the KB is small, answers cite a few
 def _canonical(text: str) -> _Support:
     text = _canonical_case(text)
     return _Support(
