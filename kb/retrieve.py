@@ -1,6 +1,7 @@
 """Hybrid retrieval: vector similarity + BM25 over passages, one hit per article.
 
-The query is embedded and sent to the tenant's namespace of the vector index (served
+The query is embedded (or its embedding taken from the process's memo, ``models.memo``,
+when the enrich model already ran it) and sent to the tenant's namespace of the vector index (served
 passages only); BM25 (rank-bm25, Okapi) scores every served passage of the tenant's
 catalogue. Candidates are the union of both top lists. Each score is min-max normalised
 over the candidates and fused as ``w * vector + (1 - w) * bm25``; hits are the best
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from rank_bm25 import BM25Okapi
 
 from events.knowledge import STATUS_CURRENT
@@ -23,6 +25,7 @@ from kb.calibration import Calibration
 from kb.index import VectorIndex
 from kb.ingest import DEFAULT_TENANT, TextEncoder
 from kb.store import PassageStore, StoredPassage
+from models.memo import MEMO
 
 VECTOR_WEIGHT = 0.6
 CANDIDATES = 40
@@ -31,6 +34,7 @@ _STOP = """a an and are as at be but by can do does for from get getting has hav
 into is it its me my not of on or our so that the their them then there this to up us was we
 what when where which who why will with you your"""
 STOPWORDS = frozenset(_STOP.split())
+FloatArray = npt.NDArray[np.float32]
 
 
 def tokens(text: str) -> list[str]:
@@ -123,6 +127,18 @@ class Retriever:
         self._corpora[tenant] = corpus
         return corpus
 
+    def query_vector(self, query: str) -> FloatArray:
+        """The query's embedding: from this process's memo when the enrich model (or an
+        earlier search) already ran the same graph on the same text, else computed."""
+        sha = getattr(self.embedder, "sha256", "")
+        found = MEMO.recall(sha, query) if sha else None
+        if found is not None:
+            return found
+        vector: FloatArray = self.embedder.encode([query])[0]
+        if sha:
+            MEMO.remember(sha, query, vector)
+        return vector
+
     def search(
         self,
         query: str,
@@ -138,7 +154,7 @@ class Retriever:
         flt: dict[str, Any] = {"status": STATUS_CURRENT}
         if product_area:
             flt["product_area"] = product_area
-        qvec = self.embedder.encode([query])[0]
+        qvec = self.query_vector(query)
         matches = self.index.query(tenant, qvec, self.candidates, flt)
         vector = {m.id: m.score for m in matches if m.id in corpus.position}
         q_terms = tokens(query)

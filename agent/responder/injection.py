@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -133,13 +134,21 @@ def screen_passages(passages: Sequence[Passage]) -> tuple[tuple[Passage, ...], t
     kept: list[Passage] = []
     flagged: list[str] = []
     for passage in passages:
-        text = _COMMENT.sub(" ", passage.text)
-        if text != passage.text or detect_injection(text).detected:
+        text, poisoned = _screen_passage_text(passage.text)
+        if poisoned:
             flagged.append(passage.id)
-            text = _drop_injected_sentences(text)
         if text.strip():
             kept.append(passage if text == passage.text else replace(passage, text=text))
     return tuple(kept), tuple(flagged)
+
+
+@functools.lru_cache(maxsize=1024)  # the same passages come back for many questions
+def _screen_passage_text(original: str) -> tuple[str, bool]:
+    """``(text without comments and injected sentences, whether it carried any)``."""
+    text = _COMMENT.sub(" ", original)
+    if text != original or detect_injection(text).detected:
+        return _drop_injected_sentences(text), True
+    return text, False
 
 
 def echo_reason(

@@ -23,12 +23,14 @@ from tokenizers import Tokenizer
 from events.enrichment import IntentScore, ModelInfo, Sentiment
 from models import paths
 from models.embedder import load_tokenizer, sha256_of
+from models.memo import MEMO
 from processors.baseline import BaselineLexicalModel, detect_language
 from processors.ports import Prediction
 from processors.taxonomy import HUMAN_REQUEST
 
 TOP_INTENTS = 5
 OUTPUTS = ("intent_probs", "sentiment_probs", "frustration")
+EMBEDDING = "sentence_embedding"
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
 
@@ -41,6 +43,8 @@ class EnrichArtefact:
     intent_labels: tuple[str, ...]
     sentiment_labels: tuple[str, ...]
     info: ModelInfo
+    #: sha256 of the MiniLM graph the model was composed from ("" when not recorded)
+    embedder_sha256: str = ""
 
     @classmethod
     def load(cls, variant: str = "int8", root: Path | None = None) -> EnrichArtefact:
@@ -56,7 +60,14 @@ class EnrichArtefact:
             version=str(manifest.get("version", "0")),
             sha256=sha256_of(model_path),
         )
-        return cls(model_path, tuple(labels["intent"]), tuple(labels["sentiment"]), info)
+        embedder = manifest.get("embedder")
+        return cls(
+            model_path,
+            tuple(labels["intent"]),
+            tuple(labels["sentiment"]),
+            info,
+            str(embedder.get("sha256", "")) if isinstance(embedder, dict) else "",
+        )
 
 
 def to_predictions(
@@ -115,6 +126,9 @@ class LocalEnrichModel:
             str(self.artefact.path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._rules = BaselineLexicalModel()
+        #: the MiniLM graph inside this model (its manifest names it): the key under which
+        #: its embeddings serve the knowledge base's queries; "" = not known, not shared
+        self._memo_key = self.artefact.embedder_sha256
 
     @property
     def info(self) -> ModelInfo:
@@ -126,11 +140,16 @@ class LocalEnrichModel:
     def infer(self, texts: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
         """Raw outputs for ``texts`` (rows in order), run in length-sorted micro-batches."""
 
-        def run(ids: IntArray, mask: IntArray) -> Mapping[str, FloatArray]:
-            values = self.session.run(list(OUTPUTS), {"input_ids": ids, "attention_mask": mask})
-            return dict(zip(OUTPUTS, values, strict=True))
+        names = [*OUTPUTS, EMBEDDING] if self._memo_key and len(texts) == 1 else list(OUTPUTS)
 
-        return micro_batched(self.tokenizer, texts, self.max_batch, run)
+        def run(ids: IntArray, mask: IntArray) -> Mapping[str, FloatArray]:
+            values = self.session.run(names, {"input_ids": ids, "attention_mask": mask})
+            return dict(zip(names, values, strict=True))
+
+        outputs = micro_batched(self.tokenizer, texts, self.max_batch, run, [*names])
+        if EMBEDDING in outputs:  # one text, run alone: exactly the query embedder's vector
+            MEMO.remember(self._memo_key, texts[0], outputs.pop(EMBEDDING)[0])
+        return outputs
 
 
 def micro_batched(
@@ -138,6 +157,7 @@ def micro_batched(
     texts: Sequence[str],
     max_batch: int,
     run: Callable[[IntArray, IntArray], Mapping[str, FloatArray]],
+    outputs: Sequence[str] = OUTPUTS,
 ) -> dict[str, FloatArray]:
     """Tokenise, sort by length, ``run`` ``max_batch`` rows at a time, restore the order."""
     encodings = tokenizer.encode_batch(list(texts))
@@ -150,7 +170,7 @@ def micro_batched(
         ids = np.array([encodings[r].ids[:width] for r in rows], dtype=np.int64)
         mask = np.array([encodings[r].attention_mask[:width] for r in rows], dtype=np.int64)
         for name, value in run(ids, mask).items():
-            if name not in OUTPUTS:
+            if name not in outputs:
                 continue
             if name not in results:
                 results[name] = np.empty((len(texts), *value.shape[1:]), dtype=np.float32)
