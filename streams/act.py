@@ -80,20 +80,28 @@ class Actor:
             self._ledger = self._make_ledger() if self._make_ledger else ActionRecords()
         return self._ledger
 
+    def partitions_assigned(self) -> None:
+        """A rebalance gave this worker partitions: the ledger forgets what it knew of
+        their positions (requests read from them may now be redeliveries)."""
+        if self._ledger is not None:
+            self._ledger.forget_positions()
+
     def _clock(self) -> datetime:
         if self._now is None:
             raise RuntimeError("workflow clock read outside an action")
         return self._now
 
-    def act(self, request: ActionRequested) -> list[Event]:
+    def act(self, request: ActionRequested, at: Position | None = None) -> list[Event]:
         """The result event (and, for an answer, the reply), never an exception.
 
         An action whose result the ledger holds is not performed again: its recorded
-        events come back instead. A ledger that cannot be read is passed over (the
-        action is performed, at least once, as without a ledger) and logged.
+        events come back instead. ``at``: where the request was read (topic, partition,
+        offset), which tells the ledger whether it can be a redelivery. A ledger that
+        cannot be read is passed over (the action is performed, at least once, as
+        without a ledger) and logged.
         """
         try:
-            recorded = self.ledger.recorded(request)
+            recorded = self.ledger.recorded(request, at)
         except Exception as exc:
             log.warning("action ledger unavailable, performing %s: %s", request.action_id, exc)
             recorded = None
@@ -241,16 +249,25 @@ def completed(request: ActionRequested, **fields: Any) -> ActionCompleted:
     )
 
 
+#: Where a request was read: topic, partition, offset.
+Position = tuple[str, int, int]
+
+
 class ActionLedger(Protocol):
     """The record of performed actions the act stage consults before performing one."""
 
-    def recorded(self, request: ActionRequested) -> list[Event] | None:
+    def recorded(self, request: ActionRequested, at: Position | None = None) -> list[Event] | None:
         """The events recorded for ``request`` (an answer's reply first, then its
-        ``ActionCompleted``), or None when it has not been performed."""
+        ``ActionCompleted``), or None when it has not been performed. ``at``: where the
+        request was read, when it was (a ledger may use it to tell a first delivery)."""
         ...
 
     def remember(self, outputs: Sequence[Event]) -> None:
         """Record what performing an action produced."""
+        ...
+
+    def forget_positions(self) -> None:
+        """Partitions were (re)assigned: what ``at`` told about them may be stale."""
         ...
 
 
@@ -287,17 +304,21 @@ class ActionRecords:
     def __len__(self) -> int:
         return len(self._done)
 
-    def recorded(self, request: ActionRequested) -> list[Event] | None:
-        at = (request.key, request.action_id)
-        done = self._done.get(at)
+    def recorded(self, request: ActionRequested, at: Position | None = None) -> list[Event] | None:
+        del at  # everything this process performed is here; the position adds nothing
+        key = (request.key, request.action_id)
+        done = self._done.get(key)
         if done is None or done.kind != request.kind:
             return None
-        reply = self._replies.get(at)
+        reply = self._replies.get(key)
         return [done] if reply is None else [reply, done]
 
     def remember(self, outputs: Sequence[Event]) -> None:
         for event in outputs:
             self.add(event)
+
+    def forget_positions(self) -> None:
+        pass  # positions are not used
 
     def add(self, event: Event) -> bool:
         """Keep ``event`` if it records an action's result; True if it did."""
@@ -347,7 +368,7 @@ class ActionRecords:
 SCHEMA_HEADER = struct.Struct(">bI")
 #: How far before a request's time the log is read back for its result: covers clock
 #: skew between the machines that wrote the request and the result.
-READ_BACK_MARGIN_S = 600.0
+READ_BACK_MARGIN_S = 120.0
 
 
 class KafkaActionLedger:
@@ -362,7 +383,12 @@ class KafkaActionLedger:
     uncommitted one, and its result was written after it, so the result is found if it is
     on the log; what another worker wrote while it owned the partition is read too.
     Reading costs one watermark query per topic and the records written to that partition
-    since the last action.
+    since the last action, so it is done only for a request that can be a redelivery:
+    one read from an actions partition below the end that partition had when this
+    ledger first saw a request from it (after a start or a rebalance,
+    :meth:`forget_positions`). A request appended after that was delivered to nobody
+    before this worker, so the results this process recorded in memory are complete for
+    it: in steady state the act stage never reads the log back.
     """
 
     def __init__(
@@ -397,7 +423,11 @@ class KafkaActionLedger:
         self._next: dict[tuple[str, int], int] = {}
         self._since: dict[tuple[str, int], int] = {}
         self._where: dict[RecordKey, tuple[tuple[str, int], int]] = {}
+        #: actions (topic, partition) -> its end offset when first seen: requests from
+        #: there are first deliveries (no read-back needed)
+        self._first_new: dict[tuple[str, int], int] = {}
         self.records_read = 0
+        self.read_backs = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, codec: AvroCodec | None = None) -> KafkaActionLedger:
@@ -409,10 +439,11 @@ class KafkaActionLedger:
     def close(self) -> None:
         self._consumer.close()
 
-    def recorded(self, request: ActionRequested) -> list[Event] | None:
+    def recorded(self, request: ActionRequested, at: Position | None = None) -> list[Event] | None:
         found = self.records.recorded(request)
-        if found is not None:
+        if found is not None or (at is not None and self.first_delivery(at)):
             return found
+        self.read_backs += 1
         key = request.key.encode()
         want = int(request.envelope.occurred_at.timestamp() * 1000) - self.margin_ms
         self._catch_up([(t, self._partition(t, key)) for t in self.topics], want)
@@ -420,6 +451,26 @@ class KafkaActionLedger:
 
     def remember(self, outputs: Sequence[Event]) -> None:
         self.records.remember(outputs)
+
+    def first_delivery(self, at: Position) -> bool:
+        """Was the request at ``at`` appended after this ledger first saw its partition
+        (so delivered to no one before)? The first request of a partition since a start
+        or :meth:`forget_positions` fixes that partition's end offset."""
+        from confluent_kafka import TopicPartition
+
+        topic, partition, offset = at
+        first_new = self._first_new.get((topic, partition))
+        if first_new is None:
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=self.timeout_s, cached=False
+            )
+            first_new = self._first_new.setdefault((topic, partition), max(high, offset + 1))
+        return offset >= first_new
+
+    def forget_positions(self) -> None:
+        """Partitions were (re)assigned: requests another worker may have read in the
+        meantime are read back again until each partition's end is taken anew."""
+        self._first_new.clear()
 
     def _partition(self, topic: str, key: bytes) -> int:
         from aiokafka.partitioner import murmur2

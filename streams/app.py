@@ -27,6 +27,7 @@ from processors.conversation import ConversationState
 from processors.ports import IntentSentimentModel
 from streams import metrics
 from streams.bootstrap import build_actor
+from streams.faust_transport import Transport
 from streams.settings import Settings
 from streams.steps import Output, Record, Steps
 from streams.topics import Topics
@@ -70,6 +71,9 @@ def create_app(
         topic_disable_leader=True,
         datadir=str(datadir),
     )
+
+    # a partition with nothing committed restarts from its beginning (faust_transport.py)
+    app.transport = Transport(app.conf.broker_consumer, app)
 
     def topic(name: str) -> Any:
         return app.topic(name, partitions=settings.partitions, key_type=bytes, value_type=bytes)
@@ -136,10 +140,11 @@ def create_app(
             await decide_batch(events)
 
     async def act_agent(stream: Any) -> None:
-        """One action at a time, in order, off the event loop. With ``act_read_back`` a
-        request redelivered after a crash is not performed again: the act stage's ledger
-        reads its recorded result back from the log and re-emits it (same ids; the decider
-        ignores a second one). Without it, at-least-once within a restart."""
+        """One action at a time, in order, off the event loop. With ``act_read_back`` (the
+        default) a request redelivered after a crash or a rebalance is not performed
+        again: the act stage's ledger reads its recorded result back from the log and
+        re-emits it (same ids; the decider ignores a second one). Without it, an action
+        is performed at least once."""
         async for event in stream.events():
             started = time.perf_counter()
             record = record_of(event, topics.actions)
@@ -160,6 +165,11 @@ def create_app(
         app.agent(enriched, name="decide")(decide_agent)
     if "act" in roles:
         app.agent(actions, name="act")(act_agent)
+
+        async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+            steps.actor.partitions_assigned()  # requests read from them may be redeliveries
+
+        app.on_partitions_assigned.connect(on_assigned)
 
     async def decide_batch(events: list[Any]) -> None:
         """Decide a batch; write states only once every output is acknowledged, and

@@ -50,12 +50,12 @@ class Settings(BaseSettings):
         ),
     )
     act_read_back: bool = Field(
-        False,
+        True,
         description=(
-            "The act stage reads its ledger of performed actions back from the log, so a"
-            " request redelivered after a crash is not performed twice. Off by default: each"
-            " action then reads its partition's new records, which throttles a loaded worker"
-            " (session 3 note)."
+            "The act stage reads its ledger of performed actions back from the log for a"
+            " request that can be a redelivery (read below the end its partition had when"
+            " first seen after a start or a rebalance), so an action redelivered after a"
+            " crash is not performed twice. Off: in-memory ledger, at least once."
         ),
     )
     producer_linger_ms: int = Field(10, ge=0, description="Producer linger for output batching.")

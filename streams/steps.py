@@ -185,7 +185,8 @@ class Steps:
         if not isinstance(event, ActionRequested):
             return []
         try:
-            return [self.output(e) for e in self.actor.act(event)]
+            at = (record.topic, record.partition, record.offset)
+            return [self.output(e) for e in self.actor.act(event, at)]
         except Exception as exc:
             return [self.rejected(record, "act", exc)]
 

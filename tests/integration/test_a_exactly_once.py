@@ -101,4 +101,10 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing_after_dedup(
     )
     assert lost == 0
     assert duplicated == 0
-    assert all(len(v) == 1 for v in bytes_per_id.values()), "a redelivery changed the bytes"
+    changed = {i: v for i, v in bytes_per_id.items() if len(v) > 1}
+    if changed:
+        event_id, versions = next(iter(changed.items()))
+        shown = "\n".join(repr(codec.decode(b)) for b in versions)
+        raise AssertionError(
+            f"a redelivery changed the bytes of {len(changed)} decision(s); {event_id}:\n{shown}"
+        )

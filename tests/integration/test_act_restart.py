@@ -1,22 +1,21 @@
 """A worker killed right after a password reset sends no second mail when it comes back.
 
-The live worker's act stage reads its ledger back from the log
-(``build_actor(settings, read_back=True)``). Offsets are never committed before the kill
+The live worker's act stage reads its ledger back from the log (``act_read_back``, on by
+default) for requests that can be redeliveries. Offsets are never committed before the kill
 (commit interval 60 s), so the restarted worker is redelivered the ActionRequested for
 certain: it re-emits the recorded ActionCompleted (same id) and sends nothing; without
 the ledger it would send the mail again. Both workers share a static group instance id,
 so the second takes the partitions back without waiting for the first one's session.
 
-Known failure (session 3), so opt-in (CASESTREAM_RUN_ACT_RESTART=1): the restarted worker
-is assigned the actions topic's partitions but never processes the redelivered request
-(its act thread idle, the group's committed offset on the actions partition stays below
-the request), with or without the ledger: no second ActionCompleted appears within 120 s.
-The ledger itself is tested across a fresh actor in test_workflows_smtp.py.
+It also covers a Faust race (``streams/faust_transport.py``): the restarted worker
+fetches input records while it restores its table, the restore clears the agents'
+queues, and a partition with nothing committed was not sought back, so the reset
+request was never delivered again. The ledger itself is tested across a fresh actor in
+test_workflows_smtp.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,13 +30,7 @@ from tests.integration.test_blueprint_scenarios import Worker
 from tests.integration.test_workflows_smtp import Inbox, free_port
 from tests.support import TopicWatcher, unique_settings, wait_for
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        os.environ.get("CASESTREAM_RUN_ACT_RESTART") != "1",
-        reason="restarted worker does not take up the redelivered action (module docstring)",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

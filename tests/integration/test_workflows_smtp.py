@@ -258,3 +258,46 @@ def test_act_stage_sends_one_mail_for_a_redelivered_request_across_a_restart(
 def key_value(steps: Steps, conversation: str) -> tuple[bytes, bytes]:
     out = steps.output(demo_reset_request(conversation))
     return out.key, out.value
+
+
+def test_act_stage_reads_back_only_requests_that_can_be_redeliveries(
+    smtp: tuple[Inbox, int], kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Requests already on the actions partition when the worker first reads from it may
+    have been performed by a process before it: their results are read back. A request
+    appended afterwards was delivered to no one before: the in-memory ledger answers,
+    the log is not read. A rebalance makes every partition's position doubtful again."""
+    from confluent_kafka import Producer, TopicPartition
+
+    _, port = smtp
+    settings = unique_settings(
+        kafka_bootstrap, smtp_host="127.0.0.1", smtp_port=port, data_dir=tmp_path
+    )
+    create_topics(settings)
+    actions = Topics(settings.topic_prefix).actions
+    steps, ledger = act_stage(settings)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+
+    def append(conversation: str) -> Record:
+        out = steps.output(demo_reset_request(conversation))
+        producer.produce(actions, out.value, out.key, partition=0)
+        producer.flush(10)
+        _, high = ledger._consumer.get_watermark_offsets(
+            TopicPartition(actions, 0), timeout=10, cached=False
+        )
+        return Record(actions, 0, high - 1, out.key, out.value, 0)
+
+    try:
+        before = [append(f"c-before-{i}") for i in range(2)]
+        assert all(o.event.outcome == "password_reset_sent" for o in steps.act_record(before[0]))
+        assert ledger.read_backs == 1  # on the log before the worker looked: maybe redelivered
+        steps.act_record(before[1])
+        assert ledger.read_backs == 2
+        after = append("c-after")
+        steps.act_record(after)
+        assert ledger.read_backs == 2  # appended since: a first delivery, nothing read
+        steps.actor.partitions_assigned()  # a rebalance: the position is doubtful again
+        assert not ledger.first_delivery((actions, 0, after.offset))
+        assert steps.act_record(after)[0].event.outcome == "password_reset_sent"  # recorded
+    finally:
+        ledger.close()
