@@ -80,11 +80,10 @@ class Actor:
             self._ledger = self._make_ledger() if self._make_ledger else ActionRecords()
         return self._ledger
 
-    def partitions_assigned(self) -> None:
-        """A rebalance gave this worker partitions: the ledger forgets what it knew of
-        their positions (requests read from them may now be redeliveries)."""
-        if self._ledger is not None:
-            self._ledger.forget_positions()
+    def partitions_assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """A rebalance gave this worker the actions ``partitions`` (topic, number): the
+        ledger takes their ends now; a request below one may be a redelivery."""
+        self.ledger.partitions_assigned(partitions)
 
     def _clock(self) -> datetime:
         if self._now is None:
@@ -266,8 +265,8 @@ class ActionLedger(Protocol):
         """Record what performing an action produced."""
         ...
 
-    def forget_positions(self) -> None:
-        """Partitions were (re)assigned: what ``at`` told about them may be stale."""
+    def partitions_assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """This worker was (re)assigned ``partitions`` of the actions topic."""
         ...
 
 
@@ -317,7 +316,7 @@ class ActionRecords:
         for event in outputs:
             self.add(event)
 
-    def forget_positions(self) -> None:
+    def partitions_assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
         pass  # positions are not used
 
     def add(self, event: Event) -> bool:
@@ -384,9 +383,9 @@ class KafkaActionLedger:
     on the log; what another worker wrote while it owned the partition is read too.
     Reading costs one watermark query per topic and the records written to that partition
     since the last action, so it is done only for a request that can be a redelivery:
-    one read from an actions partition below the end that partition had when this
-    ledger first saw a request from it (after a start or a rebalance,
-    :meth:`forget_positions`). A request appended after that was delivered to nobody
+    one read from an actions partition below the end that partition had when it was
+    assigned to this worker (:meth:`partitions_assigned`; without an assignment, when the
+    ledger first saw a request from it). A request appended after that was delivered to nobody
     before this worker, so the results this process recorded in memory are complete for
     it: in steady state the act stage never reads the log back.
     """
@@ -453,24 +452,30 @@ class KafkaActionLedger:
         self.records.remember(outputs)
 
     def first_delivery(self, at: Position) -> bool:
-        """Was the request at ``at`` appended after this ledger first saw its partition
-        (so delivered to no one before)? The first request of a partition since a start
-        or :meth:`forget_positions` fixes that partition's end offset."""
-        from confluent_kafka import TopicPartition
-
+        """Was the request at ``at`` appended after its partition came to this worker
+        (so delivered to no one before)? The partition's end is taken when it is assigned
+        (:meth:`partitions_assigned`), else when its first request is seen."""
         topic, partition, offset = at
         first_new = self._first_new.get((topic, partition))
         if first_new is None:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=self.timeout_s, cached=False
-            )
-            first_new = self._first_new.setdefault((topic, partition), max(high, offset + 1))
+            first_new = max(self._end(topic, partition), offset + 1)
+            first_new = self._first_new.setdefault((topic, partition), first_new)
         return offset >= first_new
 
-    def forget_positions(self) -> None:
-        """Partitions were (re)assigned: requests another worker may have read in the
-        meantime are read back again until each partition's end is taken anew."""
+    def partitions_assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """A rebalance: each assigned actions partition's end is taken now, so only the
+        requests already on it (which another worker may have read) are read back."""
         self._first_new.clear()
+        for topic, partition in partitions:
+            self._first_new[(topic, partition)] = self._end(topic, partition)
+
+    def _end(self, topic: str, partition: int) -> int:
+        from confluent_kafka import TopicPartition
+
+        _, high = self._consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=self.timeout_s, cached=False
+        )
+        return int(high)
 
     def _partition(self, topic: str, key: bytes) -> int:
         from aiokafka.partitioner import murmur2

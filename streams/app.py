@@ -167,7 +167,11 @@ def create_app(
         app.agent(actions, name="act")(act_agent)
 
         async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-            steps.actor.partitions_assigned()  # requests read from them may be redeliveries
+            # the ends of the actions partitions now: a request below may be a redelivery
+            mine = [(tp.topic, tp.partition) for tp in assigned if tp.topic == topics.actions]
+            await asyncio.get_running_loop().run_in_executor(
+                acting, steps.actor.partitions_assigned, mine
+            )
 
         app.on_partitions_assigned.connect(on_assigned)
 
