@@ -73,6 +73,8 @@ class Actor:
         self._workflows: Workflows | None = None
         self._responder: Responder | None = None
         self._now: datetime | None = None
+        #: the last reasons the ledger could not be read (the action was performed anyway)
+        self.ledger_errors: list[str] = []
 
     @property
     def ledger(self) -> ActionLedger:
@@ -103,6 +105,8 @@ class Actor:
             recorded = self.ledger.recorded(request, at)
         except Exception as exc:
             log.warning("action ledger unavailable, performing %s: %s", request.action_id, exc)
+            self.ledger_errors.append(f"{type(exc).__name__}: {exc}"[:MAX_REASON])
+            del self.ledger_errors[:-10]
             recorded = None
         if recorded is not None:
             return recorded
