@@ -431,6 +431,8 @@ class KafkaActionLedger:
         self._first_new: dict[tuple[str, int], int] = {}
         self.records_read = 0
         self.read_backs = 0
+        #: broker calls made again after a retriable error
+        self.retries = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, codec: AvroCodec | None = None) -> KafkaActionLedger:
@@ -476,17 +478,50 @@ class KafkaActionLedger:
     def _end(self, topic: str, partition: int) -> int:
         from confluent_kafka import TopicPartition
 
-        _, high = self._consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=self.timeout_s, cached=False
+        _, high = self._retrying(
+            self._consumer.get_watermark_offsets,
+            TopicPartition(topic, partition),
+            timeout=self.timeout_s,
+            cached=False,
         )
         return int(high)
+
+    def _retrying(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call`` again while the broker answers with a retriable error (a partition
+        whose leader is moving or not elected yet, as just after a topic is created), for
+        up to :attr:`timeout_s`; then the last error is raised."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        transient = {
+            KafkaError.NOT_LEADER_FOR_PARTITION,
+            KafkaError.LEADER_NOT_AVAILABLE,
+            KafkaError.UNKNOWN_TOPIC_OR_PART,
+            KafkaError._UNKNOWN_PARTITION,
+            KafkaError._TIMED_OUT,
+            KafkaError._TRANSPORT,
+        }
+        deadline = time.monotonic() + self.timeout_s
+        pause = 0.05
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                retriable = isinstance(error, KafkaError) and (
+                    error.retriable() or error.code() in transient
+                )
+                if not retriable or time.monotonic() + pause > deadline:
+                    raise
+                self.retries += 1
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def _partition(self, topic: str, key: bytes) -> int:
         from aiokafka.partitioner import murmur2
 
         count = self._partitions.get(topic)
         if count is None:
-            meta = self._consumer.list_topics(topic, timeout=self.timeout_s)
+            meta = self._retrying(self._consumer.list_topics, topic, timeout=self.timeout_s)
             count = len(meta.topics[topic].partitions)
             if count == 0:
                 raise RuntimeError(f"topic {topic} has no partitions")
@@ -499,13 +534,13 @@ class KafkaActionLedger:
 
         todo: dict[tuple[str, int], int] = {}
         for tp in tps:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(*tp), timeout=self.timeout_s, cached=False
-            )
+            high = self._end(*tp)
             start = self._next.get(tp)
             if start is None or want_ms < self._since.get(tp, want_ms):
-                (found,) = self._consumer.offsets_for_times(
-                    [TopicPartition(tp[0], tp[1], max(0, want_ms))], timeout=self.timeout_s
+                (found,) = self._retrying(
+                    self._consumer.offsets_for_times,
+                    [TopicPartition(tp[0], tp[1], max(0, want_ms))],
+                    timeout=self.timeout_s,
                 )
                 start = high if found.offset < 0 else found.offset
                 self._since[tp] = want_ms

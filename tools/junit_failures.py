@@ -22,20 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report.is_file():
         print(f"[junit] {args.report}: no report (pytest did not get as far as writing it)")
         return 1
-    failed = 0
+    failed: list[str] = []
     for case in ET.parse(args.report).getroot().iter("testcase"):
         for outcome in ("failure", "error"):
             node = case.find(outcome)
             if node is None:
                 continue
-            failed += 1
             name = f"{case.get('classname')}::{case.get('name')}"
+            failed.append(f"{outcome.upper()} {name}")
             message = node.get("message", "")[:300]
             print(f"[junit] {outcome.upper()} {name} ({case.get('time')} s): {message}")
             text = (node.text or "").strip().splitlines()
             for line in text[-args.lines :]:
                 print(f"[junit]   {line}")
-    print(f"[junit] {failed} failed or errored test(s) in {args.report}")
+    for line in failed:  # the names once more, short, so that a log's last lines hold them all
+        print(f"[junit] {line}")
+    print(f"[junit] {len(failed)} failed or errored test(s) in {args.report}")
     return 1 if failed else 0
 
 

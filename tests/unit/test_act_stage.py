@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from agent.workflows import FileMailer, OutgoingEmail, Workflows, build_workflows, load_accounts
 from events.actions import ActionCompleted, ActionRequested
 from events.base import Event, derive_event_id, origin_envelope
@@ -365,3 +367,44 @@ def test_an_action_id_counts_only_within_its_own_conversation(tmp_path: Path) ->
     other = steps.act_record(action_record(steps, globex, 1))
     assert [m.to for m in outbox.sent] == ["dana@acme.example", "marge@globex.example"]
     assert (other[0].key, first[0].key) == (b"globex/c-redeliver", b"acme/c-redeliver")
+
+
+def test_the_ledger_asks_again_while_a_partition_has_no_leader_then_gives_up() -> None:
+    """A topic created a moment ago answers "not leader" until its leader is elected
+    (seen in CI): the ledger asks again instead of acting as if the log were empty."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    from streams.act import KafkaActionLedger
+
+    ledger = KafkaActionLedger("127.0.0.1:1", ["t.enriched"], timeout_s=0.5)
+    try:
+        answers: list[object] = [
+            KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION)),
+            KafkaException(KafkaError(KafkaError.LEADER_NOT_AVAILABLE)),
+            (0, 7),
+        ]
+
+        def watermarks() -> object:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        assert ledger._retrying(watermarks) == (0, 7)
+        assert ledger.retries == 2
+
+        def never_elected() -> object:
+            raise KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION))
+
+        with pytest.raises(KafkaException):
+            ledger._retrying(never_elected)
+
+        def refused() -> object:  # not transient: raised at once
+            raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+        before = ledger.retries
+        with pytest.raises(KafkaException):
+            ledger._retrying(refused)
+        assert ledger.retries == before
+    finally:
+        ledger.close()
