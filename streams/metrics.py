@@ -41,3 +41,10 @@ HTTP_REQUESTS = Counter(
 REPLIES_DELIVERED = Counter(
     "casestream_replies_delivered_total", "Replies handed to a channel, by status.", ["status"]
 )
+CONSUMER_SKIPS = Counter(
+    "casestream_consumer_skips_total",
+    "Fetched records not delivered in order: 'stale' (fetched before their partition was"
+    " sought; dropped, fetched again), 'gap' (an offset jump, which Faust counts as"
+    " acknowledged) or 'behind' (below the partition's read offset, which Faust drops).",
+    ["topic", "kind"],
+)
