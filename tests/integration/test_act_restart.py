@@ -16,50 +16,18 @@ test_workflows_smtp.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from events.actions import ActionCompleted
-from events.base import derive_event_id, origin_envelope
-from events.conversation import MessageReceived
 from streams.kafka import EventPublisher, create_topics
+from tests.factories import received
 from tests.integration.test_blueprint_scenarios import Worker
-from tests.integration.test_workflows_smtp import Inbox, free_port
+from tests.smtp_inbox import Inbox
 from tests.support import TopicWatcher, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
-def message(conversation: str, n: int, text: str) -> MessageReceived:
-    return MessageReceived(
-        envelope=origin_envelope(
-            MessageReceived,
-            tenant_id="demo",
-            conversation_id=conversation,
-            producer="test",
-            producer_version="0",
-            event_id=derive_event_id(conversation, "MessageReceived", n),
-        ),
-        message_id=f"{conversation}-m{n}",
-        channel="web_chat",
-        text=text,
-        original_length=len(text),
-        truncated=False,
-    )
 
 
 def test_a_worker_killed_after_a_reset_sends_no_second_mail(
@@ -81,7 +49,7 @@ def test_a_worker_killed_after_a_reset_sends_no_second_mail(
     try:
         publisher = EventPublisher(settings)
         for n, text in enumerate(["I forgot my password", "my email is user@example.com"]):
-            publisher.publish(message("c-crash", n, text))
+            publisher.publish(received(text, conversation="c-crash", tenant="demo", index=n))
         publisher.flush()
 
         def resets() -> list[ActionCompleted]:

@@ -33,13 +33,15 @@ from events.codec import AvroCodec
 from events.decisions import CaseEscalated, ClarificationRequested, DecisionMade, ReplyRequested
 from events.enrichment import MessageEnriched
 from processors.baseline import BaselineLexicalModel
+from replay.demo import SCENARIOS as DEMO
 from replay.driver import LogDriver, recorded_from_kafka
 from streams.bootstrap import build_actor
 from streams.kafka import create_topics, read_topic
 from streams.settings import Settings
 from streams.steps import Steps
 from streams.topics import Topics
-from tests.integration.test_workflows_smtp import Inbox, free_port, link_token
+from tests.integration.test_workflows_smtp import link_token
+from tests.smtp_inbox import Inbox, free_port
 from tests.support import REPO, TopicWatcher, WorkerProcess, settings_env, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
@@ -54,29 +56,13 @@ CODE = (
     "Here's my code: resp = requests.get('https://api.casestream.io/v2/contacts', "
     "headers={'Authorization': f'Bearer {token}'}); print(resp.status_code, resp.text)"
 )
+# the blueprint's scenarios as the demo plays them; the API one also pastes code
 SCENARIOS: dict[str, list[str]] = {
-    "password reset": [
-        "I forgot my password",
-        "my email is user@example.com",
-        "yes, send the reset link",
-    ],
-    "api 401": [
-        "I'm getting a 401 error when calling the REST API",
-        "I'm using OAuth 2.0",
-        CODE,
-        "The token was generated yesterday",
-    ],
-    "angry customer": [
-        "This is completely unacceptable!",
-        "I've been trying to fix this for hours!",
-        "I want to speak to a manager NOW!",
-    ],
-    "context switch": [
-        "How do I export data?",
-        "Actually, first I need to reset my password",
-        "Ok password is reset, now back to the export",
-    ],
-    "sql injection": ["'; DROP TABLE users; --"],
+    "password reset": DEMO["simple password reset"],
+    "api 401": [*DEMO["API troubleshooting"][:2], CODE, *DEMO["API troubleshooting"][2:]],
+    "angry customer": DEMO["angry customer"],
+    "context switch": DEMO["context switch"],
+    "sql injection": DEMO["SQL injection as text"],
     "100k characters": [LONG_TEXT],
     "mixed languages": [
         "Hola, no puedo descargar mi factura del mes pasado",

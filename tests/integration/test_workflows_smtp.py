@@ -3,18 +3,12 @@ act stage performs a redelivered request once (its result read back from real Ka
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from agent.workflows import ActionRequest, Workflows, build_workflows
 from agent.workflows.mailer import RESET_SUBJECT, SmtpMailer, reset_email
@@ -29,6 +23,7 @@ from streams.kafka import EventPublisher, create_topics
 from streams.settings import Settings as AppSettings
 from streams.steps import Record, Steps
 from streams.topics import Topics
+from tests.smtp_inbox import Inbox, free_port
 from tests.support import unique_settings
 from tests.unit.test_act_stage import EmptyKnowledgeBase
 from tests.unit.test_workflows_billing import NOW
@@ -36,46 +31,6 @@ from tests.unit.test_workflows_password import ACCOUNTS_YAML, accounts
 from tests.unit.test_workflows_tokens import StepClock
 
 pytestmark = pytest.mark.integration
-
-
-class Inbox:
-    """aiosmtpd handler that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self._arrived = threading.Condition()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        with self._arrived:
-            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-            self.messages.append(parsed)
-            self._arrived.notify_all()
-        return "250 Message accepted for delivery"
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[EmailMessage]:
-        with self._arrived:
-            self._arrived.wait_for(lambda: len(self.messages) >= count, timeout)
-        return list(self.messages)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 class Settings:
