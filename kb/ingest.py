@@ -43,6 +43,10 @@ DEFAULT_TENANT = "demo"
 class TextEncoder(Protocol):
     """What ingest and retrieval need of the embedder (``models.embedder.Embedder``)."""
 
+    #: the graph's sha256: names its embeddings in the process-wide memo ("" = never memoised)
+    @property
+    def sha256(self) -> str: ...
+
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> FloatArray: ...
 
 

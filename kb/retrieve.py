@@ -130,7 +130,7 @@ class Retriever:
     def query_vector(self, query: str) -> FloatArray:
         """The query's embedding: from this process's memo when the enrich model (or an
         earlier search) already ran the same graph on the same text, else computed."""
-        sha = getattr(self.embedder, "sha256", "")
+        sha = self.embedder.sha256
         found = MEMO.recall(sha, query) if sha else None
         if found is not None:
             return found

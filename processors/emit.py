@@ -20,20 +20,26 @@ POLICY_VERSION = "policy-3"
 PRODUCER = "processor.decide"
 
 
-def env(msg: MessageEnriched, kind: type[Event]) -> Any:
-    return caused_envelope(msg.envelope, kind, producer=PRODUCER, producer_version=POLICY_VERSION)
+def caused(cause: Event, kind: type[Event]) -> Any:
+    """The envelope of a ``kind`` event the decider emits because of ``cause`` (a message
+    or an action result): its id derives from the cause's."""
+    return caused_envelope(cause.envelope, kind, producer=PRODUCER, producer_version=POLICY_VERSION)
 
 
-def reply(msg: MessageEnriched, text: str, kind: str) -> ReplyRequested:
-    envelope = env(msg, ReplyRequested)
+def reply_to(cause: Event, message_id: str, channel: str, text: str, kind: str) -> ReplyRequested:
+    envelope = caused(cause, ReplyRequested)
     return ReplyRequested(
         envelope=envelope,
         reply_id=envelope.event_id,
-        message_id=msg.message_id,
-        channel=msg.channel,
+        message_id=message_id,
+        channel=channel,
         text=text,
         kind=kind,
     )
+
+
+def reply(msg: MessageEnriched, text: str, kind: str) -> ReplyRequested:
+    return reply_to(msg, msg.message_id, msg.channel, text, kind)
 
 
 def clarify(msg: MessageEnriched, decision: DecisionMade, options: list[str]) -> list[Event]:
@@ -41,7 +47,7 @@ def clarify(msg: MessageEnriched, decision: DecisionMade, options: list[str]) ->
     return [
         decision,
         ClarificationRequested(
-            envelope=env(msg, ClarificationRequested),
+            envelope=caused(msg, ClarificationRequested),
             message_id=msg.message_id,
             question=question,
             options=tuple(options),
@@ -71,7 +77,7 @@ def escalate(
     return [
         decision("escalate", reason, intent),
         CaseEscalated(
-            envelope=env(msg, CaseEscalated),
+            envelope=caused(msg, CaseEscalated),
             case_id=state.case_id or case_id_for(origin.tenant_id, origin.conversation_id),
             message_id=msg.message_id,
             reason=reason,
@@ -87,22 +93,10 @@ def escalate(
     ]
 
 
-def caused(done: ActionCompleted, kind: type[Event]) -> Any:
-    return caused_envelope(done.envelope, kind, producer=PRODUCER, producer_version=POLICY_VERSION)
-
-
 def result_reply(
     done: ActionCompleted, state: ConversationState, text: str, kind: str
 ) -> ReplyRequested:
-    env = caused(done, ReplyRequested)
-    return ReplyRequested(
-        envelope=env,
-        reply_id=env.event_id,
-        message_id=done.message_id,
-        channel=state.channel,
-        text=text,
-        kind=kind,
-    )
+    return reply_to(done, done.message_id, state.channel, text, kind)
 
 
 def result_decision(

@@ -23,7 +23,7 @@ from events.base import Event, caused_envelope
 from events.decisions import DecisionMade
 from events.enrichment import IntentScore, MessageEnriched
 from processors import actions, cues, replies
-from processors.emit import POLICY_VERSION, PRODUCER, clarify, env, escalate, reply
+from processors.emit import POLICY_VERSION, PRODUCER, caused, clarify, escalate, reply
 from processors.extract import emails
 from processors.state import TOPICS, ConversationState, evolve
 from processors.taxonomy import (
@@ -108,7 +108,7 @@ class Turn:
         msg, after = self.msg, self.after
         threshold = threshold_for(intent) if intent and intent in TOPICS else self.threshold
         return DecisionMade(
-            envelope=env(msg, DecisionMade),
+            envelope=caused(msg, DecisionMade),
             message_id=msg.message_id,
             action=action,
             reason=reason,
