@@ -738,7 +738,7 @@ def eval_conversations_command(
     ] = None,
     show_failures: Annotated[
         bool, typer.Option(help="Print each failure: expected vs observed, why, the trail.")
-    ] = False,
+    ] = True,
     junit: Annotated[Path | None, typer.Option(help="Write a JUnit XML report here.")] = None,
     include_generated: Annotated[
         bool, typer.Option(help="Add the generated 100,000-character conversations.")
