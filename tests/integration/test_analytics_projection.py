@@ -43,7 +43,9 @@ def pipeline(
             90,
             f"{TOTAL_MESSAGES} decided messages and replies\n{worker.log_tail()}",
         )
-        # the act stage's results add decisions of their own: wait until the log is quiet
+        # the act stage's results add decisions of their own, and can come after a quiet
+        # spell on a loaded machine: stop the worker, then read the topics to their end
+        worker.stop()
         seen = -1
         while seen != decisions.count() + outbound.count():
             seen = decisions.count() + outbound.count()
