@@ -46,6 +46,7 @@ _RULES: dict[str, tuple[tuple[str, float], ...]] = {
     "TECHNICAL/API": (
         (_API_CONTEXT + r".*\b(400|401|403|404|409|413|415|422|429)(s|'s)?\b", 3.0),
         (r"\btoo many requests\b|\brate[- ]?limit(s|ed|ing)?\b|\bthrottl", 3.0),
+        (_API_CONTEXT + r".*\b(api |request |call )?quotas?\b", 2.0),
         (
             r"\b(invalid_token|invalid_grant|invalid_client|invalid_scope|missing_token"
             r"|validation_failed|invalid_parameter|insufficient_scope|unauthori[sz]ed)\b",
