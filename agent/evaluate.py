@@ -763,6 +763,7 @@ def eval_conversations_command(
         raise typer.Exit(2) from None
     try:
         steps.model.predict(["warm-up"])  # load lazily initialised sessions off the clock
+        steps.actor.warm(sorted({c.tenant for c in chosen}))  # workflows, responder, indexes
         typer.echo(
             f"{len(chosen)} conversations, model {steps.model.info.name}"
             f" {steps.model.info.version}",

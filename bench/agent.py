@@ -92,16 +92,14 @@ class TimedLLM:
 
 
 def build_steps(settings: Settings, llm: TimedLLM | None, tenants: set[str]) -> Steps:
-    """The worker's steps; each tenant's knowledge base is loaded (ingested) up front."""
+    """The worker's steps; adapters and each tenant's knowledge base built up front."""
     llms: dict[str, LLM] = {"llm": llm} if llm is not None else {}
-    retriever = build_kb_retriever(settings)
-    for tenant in sorted(tenants):
-        retriever(tenant).search("warm up", tenant=tenant, k=1)
     actor = Actor(
         workflows=lambda clock: build_workflows_for(settings, clock),
         responder=lambda: build_responder(settings, llms=llms),
-        retriever=retriever,
+        retriever=build_kb_retriever(settings),
     )
+    actor.warm(sorted(tenants))  # as a worker does at start
     return Steps(
         AvroCodec(InProcessRegistry()),
         Topics(settings.topic_prefix),
@@ -129,12 +127,14 @@ def play(steps: Steps, conversations: list[Any], llm: TimedLLM | None) -> dict[s
 
     turns: list[float] = []
     answer_turns: list[float] = []
+    slowest: list[tuple[float, str, int, int]] = []
     links: dict[str, int] = {}
     for i, conv in enumerate(conversations):
         per_turn, latencies = run_conversation(steps, conv, clock=clock)
-        for events, ms in zip(per_turn, latencies, strict=True):
+        for n, (events, ms) in enumerate(zip(per_turn, latencies, strict=True)):
             turns.append(ms)
             answers = [e for e in events if isinstance(e, ActionCompleted) and e.kind == "answer"]
+            slowest = sorted([*slowest, (ms, conv.id, n + 1, len(answers))], reverse=True)[:5]
             if answers:
                 answer_turns.append(ms)
             for answer in answers:
@@ -146,6 +146,8 @@ def play(steps: Steps, conversations: list[Any], llm: TimedLLM | None) -> dict[s
         "answer_turns": stats(answer_turns),
         "llm_calls": stats(llm.calls_ms if llm is not None else []),
         "answers_by_link": links,
+        # the turns behind the p99: (ms, conversation, turn, knowledge-base answers in it)
+        "slowest": [[round(ms, 1), cid, turn, n] for ms, cid, turn, n in slowest],
     }
 
 

@@ -87,6 +87,17 @@ class Actor:
         ledger takes their ends now; a request below one may be a redelivery."""
         self.ledger.partitions_assigned(partitions)
 
+    def warm(self, tenants: Iterable[str] = ()) -> None:
+        """Build the adapters now (workflows, responder, and each of ``tenants``'s
+        knowledge base), so the first customer to need one does not wait for imports,
+        fixtures and indexes: a worker calls it at start, off the event loop."""
+        if self._workflows is None:
+            self._workflows = self._make_workflows(self._clock)
+        if self._responder is None:
+            self._responder = self._make_responder()
+        for tenant in tenants:
+            self._retriever(tenant).search("warm up", tenant=tenant, k=1)
+
     def _clock(self) -> datetime:
         if self._now is None:
             raise RuntimeError("workflow clock read outside an action")

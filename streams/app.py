@@ -32,6 +32,8 @@ from streams.settings import Settings
 from streams.steps import Output, Record, Steps
 from streams.topics import Topics
 
+log = logging.getLogger(__name__)
+
 TABLE_NAME = "conversations"
 
 
@@ -174,6 +176,15 @@ def create_app(
             )
 
         app.on_partitions_assigned.connect(on_assigned)
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def warm_actor() -> None:
+            # workflows and responder built at start, not on the first customer's turn; one
+            # that cannot be built is built again (and fails visibly) on its first action
+            try:
+                await asyncio.get_running_loop().run_in_executor(acting, steps.actor.warm)
+            except Exception as exc:
+                log.warning("act stage adapters not built at start: %s", exc)
 
     async def decide_batch(events: list[Any]) -> None:
         """Decide a batch; write states only once every output is acknowledged, and

@@ -408,3 +408,30 @@ def test_the_ledger_asks_again_while_a_partition_has_no_leader_then_gives_up() -
         assert ledger.retries == before
     finally:
         ledger.close()
+
+
+def test_warm_builds_the_adapters_once_before_the_first_action(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    built: list[str] = []
+    searched: list[str] = []
+
+    def workflows(clock: Callable[[], datetime]) -> Workflows:
+        built.append("workflows")
+        return build_workflows_for(settings, clock)
+
+    def responder() -> Any:
+        built.append("responder")
+        return build_responder_for(settings)
+
+    def retriever(tenant: str) -> Any:
+        searched.append(tenant)
+        return EmptyKnowledgeBase()
+
+    actor = Actor(workflows=workflows, responder=responder, retriever=retriever)
+    actor.warm(["acme", "globex"])
+    assert built == ["workflows", "responder"] and searched == ["acme", "globex"]
+    steps = Steps(AvroCodec(), Topics("t"), ScriptedModel(), actor=lambda: actor)
+    events = play(steps, "warm", ["I forgot my password", "dana@acme.example"])
+    assert any(isinstance(e, ActionCompleted) for e in events)
+    actor.warm()
+    assert built == ["workflows", "responder"]  # built once, used by the actions
