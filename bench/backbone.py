@@ -8,7 +8,10 @@ Phases (same broker, same messages, one run):
   1. throughput: N MessageReceived events over C interleaved conversations (default
      50,000 over 10,000: 5 turns each) are published first; then the worker starts and
      drains them. Rate = decisions / (last - first DecisionMade record time). The
-     worker's peak RSS (VmHWM) after holding C conversations is reported.
+     worker's peak RSS (VmHWM) after holding C conversations is reported. A message
+     has one decision per cause: its own, and one per action result the act stage
+     records for it (a reset sent, an answer found); a duplicate is a second distinct
+     decision for the same message and cause, lost a message with no decision.
   2. raw loop: a bare confluent-kafka consume -> Avro decode -> Avro encode -> produce
      loop over the same inbound records, in this process.
   3. latency: a fresh worker; messages sent at half the measured pipeline rate (and
@@ -59,18 +62,20 @@ def rss_peak_mib(pid: int) -> float:
     return float("nan")
 
 
-def throughput_phase(bootstrap: str, n: int, conversations: int, tmp: Path) -> dict[str, float]:
+def throughput_phase(
+    bootstrap: str, n: int, conversations: int, tmp: Path, loglevel: str = "warn"
+) -> dict[str, float]:
     settings = unique_settings(bootstrap)
     create_topics(settings)
     log(f"publishing {n} messages over {conversations} conversations")
     publish(settings, n, conversations)
     watcher = TopicWatcher(settings, f"{settings.topic_prefix}.conversations.decisions")
-    worker = WorkerProcess(settings, tmp / "worker-throughput.log").start()
+    worker = WorkerProcess(settings, tmp / "worker-throughput.log", loglevel).start()
     started = time.monotonic()
     last_report = started
     try:
         while True:
-            done = len(watcher.of_type("DecisionMade"))
+            done = len({d.message_id for d in watcher.of_type("DecisionMade")})
             if done >= n:
                 break
             if time.monotonic() - last_report > 5:
@@ -90,14 +95,17 @@ def throughput_phase(bootstrap: str, n: int, conversations: int, tmp: Path) -> d
     times = sorted(raw)
     span = (times[-1] - times[0]) / 1000 if len(times) > 1 else float("nan")
     per_message: dict[str, set[str]] = {}
+    per_cause: dict[tuple[str, str | None], set[str]] = {}
     for d in decisions:
         per_message.setdefault(d.message_id, set()).add(d.event_id)
+        cause = (d.message_id, d.envelope.causation_id)
+        per_cause.setdefault(cause, set()).add(d.event_id)
     distinct_ids = {d.event_id for d in decisions}
     return {
         "prefix": settings.topic_prefix,  # type: ignore[dict-item]
         "rate": len(distinct_ids) / span,
         "lost": n - len(per_message),
-        "duplicates": sum(1 for ids in per_message.values() if len(ids) > 1),
+        "duplicates": sum(1 for ids in per_cause.values() if len(ids) > 1),
         "raw_duplicate_records": len(decisions) - len(distinct_ids),
         "rss": rss,
     }
@@ -158,7 +166,7 @@ def send_at_rate(publisher: EventPublisher, total: int, rate: float, tag: str) -
 
 
 def latency_phase(
-    bootstrap: str, rate: float, seconds: float, tmp: Path
+    bootstrap: str, rate: float, seconds: float, tmp: Path, loglevel: str = "warn"
 ) -> tuple[float, float, int]:
     """Open-loop arrivals at ``rate``; the watcher only stores bytes while it runs."""
     settings = unique_settings(bootstrap)
@@ -167,7 +175,7 @@ def latency_phase(
     watcher = TopicWatcher(
         settings, f"{settings.topic_prefix}.conversations.decisions", decode=False
     )
-    worker = WorkerProcess(settings, tmp / "worker-latency.log").start()
+    worker = WorkerProcess(settings, tmp / "worker-latency.log", loglevel).start()
     try:
         publisher = EventPublisher(settings, **{"linger.ms": 1})
         warm = max(1, int(rate * 3))
@@ -223,19 +231,24 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--conversations", type=int, default=10_000)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--log-dir", type=Path, help="keep the workers' logs (info level) here")
     args = parser.parse_args()
     bootstrap = services.kafka_up()
+    level = "info" if args.log_dir is not None else "warn"
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        thr = throughput_phase(bootstrap, args.messages, args.conversations, tmp)
+        if args.log_dir is not None:
+            args.log_dir.mkdir(parents=True, exist_ok=True)
+            tmp = args.log_dir
+        thr = throughput_phase(bootstrap, args.messages, args.conversations, tmp, level)
         log(f"pipeline: {thr['rate']:.0f} msg/s, peak RSS {thr['rss']:.0f} MiB")
         raw = raw_loop_phase(bootstrap, str(thr["prefix"]), args.messages)
         log(f"raw loop: {raw:.0f} msg/s")
         half = thr["rate"] / 2
-        p50, p99, measured = latency_phase(bootstrap, half, args.latency_seconds, tmp)
+        p50, p99, measured = latency_phase(bootstrap, half, args.latency_seconds, tmp, level)
         log(f"latency at {half:.0f}/s over {measured} messages: p50 {p50:.0f}, p99 {p99:.0f} ms")
         quarter = thr["rate"] / 4
-        q50, q99, _ = latency_phase(bootstrap, quarter, args.latency_seconds, tmp)
+        q50, q99, _ = latency_phase(bootstrap, quarter, args.latency_seconds, tmp, level)
         log(f"latency at {quarter:.0f}/s: p50 {q50:.0f}, p99 {q99:.0f} ms")
     print(
         json.dumps(
