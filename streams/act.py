@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -74,13 +74,25 @@ class Actor:
         self._responder: Responder | None = None
         self._now: datetime | None = None
         #: the last reasons the ledger could not be read (the action was performed anyway)
-        self.ledger_errors: list[str] = []
+        self.ledger_errors: deque[str] = deque(maxlen=10)
 
     @property
     def ledger(self) -> ActionLedger:
         if self._ledger is None:
             self._ledger = self._make_ledger() if self._make_ledger else ActionRecords()
         return self._ledger
+
+    @property
+    def workflows(self) -> Workflows:
+        if self._workflows is None:
+            self._workflows = self._make_workflows(self._clock)
+        return self._workflows
+
+    @property
+    def responder(self) -> Responder:
+        if self._responder is None:
+            self._responder = self._make_responder()
+        return self._responder
 
     def partitions_assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
         """A rebalance gave this worker the actions ``partitions`` (topic, number): the
@@ -91,10 +103,7 @@ class Actor:
         """Build the adapters now (workflows, responder, and each of ``tenants``'s
         knowledge base), so the first customer to need one does not wait for imports,
         fixtures and indexes: a worker calls it at start, off the event loop."""
-        if self._workflows is None:
-            self._workflows = self._make_workflows(self._clock)
-        if self._responder is None:
-            self._responder = self._make_responder()
+        _ = self.workflows, self.responder
         for tenant in tenants:
             self._retriever(tenant).search("warm up", tenant=tenant, k=1)
 
@@ -117,7 +126,6 @@ class Actor:
         except Exception as exc:
             log.warning("action ledger unavailable, performing %s: %s", request.action_id, exc)
             self.ledger_errors.append(f"{type(exc).__name__}: {exc}"[:MAX_REASON])
-            del self.ledger_errors[:-10]
             recorded = None
         if recorded is not None:
             return recorded
@@ -140,11 +148,9 @@ class Actor:
     def _perform(self, request: ActionRequested) -> ActionCompleted:
         from agent.workflows import ActionRequest
 
-        if self._workflows is None:
-            self._workflows = self._make_workflows(self._clock)
         self._now = request.envelope.occurred_at
         try:
-            result = self._workflows.perform(
+            result = self.workflows.perform(
                 ActionRequest(
                     kind=request.kind,  # type: ignore[arg-type]
                     tenant_id=request.envelope.tenant_id,
@@ -168,8 +174,6 @@ class Actor:
     def _answer(self, request: ActionRequested) -> list[Event]:
         from agent.responder import Passage, Question
 
-        if self._responder is None:
-            self._responder = self._make_responder()
         tenant = request.envelope.tenant_id
         question = request.params.get("question", "")
         history = tuple(h for h in request.params.get("history", "").split("\n") if h)
@@ -195,7 +199,7 @@ class Actor:
             for h in found.hits
         )
         level: TechnicalLevel = "technical" if request.technical_level == "technical" else "basic"
-        answer = self._responder.answer(
+        answer = self.responder.answer(
             Question(
                 text=question,
                 tenant_id=tenant,

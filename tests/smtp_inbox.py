@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -41,8 +42,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextmanager
 def serving_inbox() -> Iterator[tuple[Inbox, int]]:
-    """An SMTP server on a free local port: yields its inbox and port, then stops it."""
+    """An SMTP server on a free local port, as long as the block runs: its inbox and port."""
     inbox, port = Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()

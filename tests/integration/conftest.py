@@ -12,4 +12,5 @@ from tests.smtp_inbox import Inbox, serving_inbox
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
     """A local SMTP server: its inbox and port."""
-    yield from serving_inbox()
+    with serving_inbox() as served:
+        yield served

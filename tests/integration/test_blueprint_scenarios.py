@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from agent.workflows.mailer import RESET_SUBJECT
@@ -41,7 +40,7 @@ from streams.settings import Settings
 from streams.steps import Steps
 from streams.topics import Topics
 from tests.integration.test_workflows_smtp import link_token
-from tests.smtp_inbox import Inbox, free_port
+from tests.smtp_inbox import Inbox, serving_inbox
 from tests.support import REPO, TopicWatcher, WorkerProcess, settings_env, unique_settings, wait_for
 
 pytestmark = pytest.mark.integration
@@ -144,55 +143,52 @@ class Live:
 @pytest.fixture(scope="module")
 def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("blueprint")
-    inbox, port = Inbox(), free_port()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
-    smtp.start()
-    settings = unique_settings(
-        kafka_bootstrap,
-        api_keys={KEY["X-API-Key"]: "demo"},
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        data_dir=tmp / "data",
-        kb_store=tmp / "kb",
-    )
-    create_topics(settings)
-    names = Topics(settings.topic_prefix)
-    watchers = {t: TopicWatcher(settings, getattr(names, t)) for t in TOPICS}
-    worker = Worker(settings, tmp / "worker.log").start()
-    live = Live(settings, inbox, watchers)
-    try:
-        with TestClient(create_app(settings)) as client:
-            wait_for(lambda: client.get("/readyz").status_code == 200, 60, "connector ready")
-            for name in SCENARIOS:
-                created = client.post("/v1/conversations", headers=KEY, json={})
-                assert created.status_code == 201, created.text
-                live.conversations[name] = created.json()["conversation_id"]
-                live.accepted[name] = []
-            for turn in range(max(len(t) for t in SCENARIOS.values())):
-                waiting = []
-                for name, turns in SCENARIOS.items():
-                    if turn >= len(turns):
-                        continue
-                    sent = client.post(
-                        f"/v1/conversations/{live.conversations[name]}/messages",
-                        headers=KEY,
-                        json={"text": turns[turn], "message_id": f"m{turn}-{uuid.uuid4().hex}"},
-                    )
-                    assert sent.status_code == 202, sent.text
-                    live.accepted[name].append(sent.json())
-                    waiting.append((name, sent.json()["message_id"]))
-                for name, message_id in waiting:
-                    wait_for(
-                        lambda n=name, m=message_id: live.answered(n, m),  # type: ignore[misc]
-                        120,
-                        f"the agent's answer to turn {turn + 1} of {name!r}\n{worker.log_tail()}",
-                    )
-        yield live
-    finally:
-        worker.stop()
-        for w in watchers.values():
-            w.close()
-        smtp.stop()
+    with serving_inbox() as (inbox, port):
+        settings = unique_settings(
+            kafka_bootstrap,
+            api_keys={KEY["X-API-Key"]: "demo"},
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            data_dir=tmp / "data",
+            kb_store=tmp / "kb",
+        )
+        create_topics(settings)
+        names = Topics(settings.topic_prefix)
+        watchers = {t: TopicWatcher(settings, getattr(names, t)) for t in TOPICS}
+        worker = Worker(settings, tmp / "worker.log").start()
+        live = Live(settings, inbox, watchers)
+        try:
+            with TestClient(create_app(settings)) as client:
+                wait_for(lambda: client.get("/readyz").status_code == 200, 60, "connector ready")
+                for name in SCENARIOS:
+                    created = client.post("/v1/conversations", headers=KEY, json={})
+                    assert created.status_code == 201, created.text
+                    live.conversations[name] = created.json()["conversation_id"]
+                    live.accepted[name] = []
+                for turn in range(max(len(t) for t in SCENARIOS.values())):
+                    waiting = []
+                    for name, turns in SCENARIOS.items():
+                        if turn >= len(turns):
+                            continue
+                        sent = client.post(
+                            f"/v1/conversations/{live.conversations[name]}/messages",
+                            headers=KEY,
+                            json={"text": turns[turn], "message_id": f"m{turn}-{uuid.uuid4().hex}"},
+                        )
+                        assert sent.status_code == 202, sent.text
+                        live.accepted[name].append(sent.json())
+                        waiting.append((name, sent.json()["message_id"]))
+                    for name, message_id in waiting:
+                        wait_for(
+                            lambda n=name, m=message_id: live.answered(n, m),  # type: ignore[misc]
+                            120,
+                            f"the agent's answer to turn {turn + 1} of {name!r}\n{worker.log_tail()}",
+                        )
+            yield live
+        finally:
+            worker.stop()
+            for w in watchers.values():
+                w.close()
 
 
 def test_password_reset_sends_the_link(live: Live) -> None:
