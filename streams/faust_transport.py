@@ -76,11 +76,13 @@ class Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # Faust is untyp
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
         """Faust's fetch without the records of partitions sought since it was fetched.
 
-        A record that Faust's drain loop would still not deliver in order (an offset
-        jump, which it counts as acknowledged, or one below the read offset, which it
-        drops) is logged and counted: our topics have no transaction markers and are not
-        compacted, so either means the fetch and the read offsets disagree."""
+        A record of a stream topic that Faust's drain loop would still not deliver in
+        order (an offset jump, which it counts as acknowledged, or one below the read
+        offset, which it drops) is logged and counted: those topics have no transaction
+        markers and are not compacted, so either means the fetch and the read offsets
+        disagree. Table changelogs are compacted (their offsets jump by design)."""
         stale: Counter[str] = Counter()
+        changelogs = self.app.tables.changelog_topics
         async for tp, message in super().getmany(timeout):
             if self._seeks[tp] != self._batch_seeks.get(tp, 0):
                 self.stale_dropped += 1
@@ -88,7 +90,7 @@ class Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]  # Faust is untyp
                 metrics.CONSUMER_SKIPS.labels(tp.topic, "stale").inc()
                 continue
             read = self._read_offset[tp]
-            if read is not None:
+            if read is not None and tp.topic not in changelogs:
                 kind = "behind" if message.offset < read else None
                 if message.offset > read + 1 and read:
                     kind = "gap"
